@@ -1,0 +1,5 @@
+"""``python -m resyn`` is the ``resyn`` command."""
+
+from resyn.cli import main
+
+main()

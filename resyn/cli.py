@@ -1,0 +1,312 @@
+"""The ``resyn`` command: a thin layer that parses arguments, calls the API and prints.
+
+Exit status: 0 success/accepted, 1 rejected, 2 usage or environment error. Errors are one line
+on stderr that names the fix; tracebacks only with ``RESYN_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from resyn.checks import CheckConfig, CheckReport, run_checks
+from resyn.errors import ResynError
+from resyn.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, WorkerFailure
+from resyn.sources import EnvSource, example_names, load_source
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_STATUS_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
+
+unsafe_option = click.option(
+    "--unsafe-no-sandbox",
+    is_flag=True,
+    envvar="RESYN_UNSAFE_NO_SANDBOX",
+    help="Run modules without namespace isolation or seccomp. Only for code you trust.",
+)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    sys.exit(code)
+
+
+def _sandbox_config(unsafe: bool) -> SandboxConfig:
+    return SandboxConfig(unsafe_no_sandbox=unsafe)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="resyn")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the sandbox and checks do.")
+def cli(verbose: bool) -> None:
+    """resyn: synthesize verifiable RL reasoning environments and check them in a sandbox."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
+
+
+# -- check ----------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("envs", nargs=-1, metavar="ENV...")
+@click.option("--examples", is_flag=True, help="Check every bundled example environment.")
+@click.option(
+    "--seeds",
+    type=click.IntRange(4, 100_000),
+    default=None,
+    help="Instances generated per difficulty level (default 100).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report(s) as one JSON document.")
+@unsafe_option
+def check(
+    envs: tuple[str, ...], examples: bool, seeds: int | None, as_json: bool, unsafe_no_sandbox: bool
+) -> None:
+    """Run the generator–verifier check suite on environment modules.
+
+    ENV is a path to a .py module, example:NAME for a bundled example, or rg:TASK for a
+    reasoning-gym task (needs the reasoning-gym extra). Exit 0 if all are accepted, 1 if any is
+    rejected, 2 on a usage error.
+    """
+    specs = list(envs) + ([f"example:{name}" for name in example_names()] if examples else [])
+    if not specs:
+        _fail("no environment given: pass a module path, example:NAME, rg:TASK, or --examples")
+    sources = [load_source(spec) for spec in specs]  # every argument is validated before any work
+    config = CheckConfig() if seeds is None else CheckConfig(seeds_per_level=seeds)
+    config = config.model_copy(
+        update={"probe_instances_per_level": min(config.probe_instances_per_level, config.seeds_per_level)}
+    )
+    reports: list[CheckReport] = []
+    for source in sources:
+        if not as_json and len(sources) > 1:
+            err_console.print(f"[dim]checking {escape(source.label)} …[/]")
+        report = run_checks(
+            source.source,
+            filename=source.filename,
+            label=source.label,
+            config=config,
+            sandbox_config=_sandbox_config(unsafe_no_sandbox),
+            static_checks=not source.trusted_adapter,
+        )
+        reports.append(report)
+        if not as_json:
+            _print_report(report)
+    if as_json:
+        document: Any = (
+            reports[0].model_dump(mode="json")
+            if len(reports) == 1
+            else {
+                "accepted": all(r.accepted for r in reports),
+                "reports": [r.model_dump(mode="json") for r in reports],
+            }
+        )
+        click.echo(json.dumps(document, indent=2))
+    elif len(reports) > 1:
+        accepted = sum(r.accepted for r in reports)
+        console.print(f"\n{accepted} of {len(reports)} environments accepted.")
+    sys.exit(0 if all(r.accepted for r in reports) else 1)
+
+
+def _print_report(report: CheckReport) -> None:
+    verdict = "[bold green]ACCEPTED[/]" if report.accepted else "[bold red]REJECTED[/]"
+    name = report.env_name or "?"
+    console.print(
+        f"\n{verdict}  [bold]{escape(name)}[/]  ({escape(report.label)}, "
+        f"{report.max_difficulty or '?'} levels, {report.seconds:.1f} s)"
+    )
+    console.print(f"[dim]sandbox: {escape(report.isolation)}[/]")
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("result", overflow="fold")
+    for result in report.checks:
+        style = _STATUS_STYLE[result.status]
+        table.add_row(result.name, f"[{style}]{result.status}[/]", escape(result.summary))
+    console.print(table)
+    for result in report.checks:
+        if result.status != "fail" or not result.evidence:
+            continue
+        console.print(f"[bold red]{result.name}[/] evidence:")
+        for evidence in result.evidence[:3]:
+            console.print("  - " + escape(evidence.render()).replace("\n", "\n    "))
+
+
+# -- sample ---------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("env", metavar="ENV")
+@click.option(
+    "-n", "count", type=click.IntRange(1, 10_000), default=3, show_default=True, help="Number of instances."
+)
+@click.option("--difficulty", type=click.IntRange(1, None), default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True, help="First seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@unsafe_option
+def sample(env: str, count: int, difficulty: int, seed: int, as_json: bool, unsafe_no_sandbox: bool) -> None:
+    """Print instances of an environment: question, gold answer and instance data."""
+    source = load_source(env)
+    with Sandbox(
+        source.source, filename=source.filename, config=_sandbox_config(unsafe_no_sandbox)
+    ) as sandbox:
+        load = _require_load(sandbox, source)
+        if type(load.max_difficulty) is int and difficulty > load.max_difficulty:
+            _fail(
+                f"--difficulty {difficulty} is above this environment's max_difficulty {load.max_difficulty}"
+            )
+        keys = [(s, difficulty) for s in range(seed, seed + count)]
+        results = sandbox.sample(keys)
+    rows = []
+    for (s, d), result in zip(keys, results, strict=True):
+        value = result.value if result.ok and isinstance(result.value, dict) else {}
+        rows.append(
+            {
+                "seed": s,
+                "difficulty": d,
+                "ok": result.ok,
+                "error": result.error,
+                "question": value.get("question"),
+                "solution": value.get("solution"),
+                "instance": value.get("instance"),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps({"env": load.name, "label": source.label, "instances": rows}, indent=2))
+    else:
+        for row in rows:
+            console.rule(f"seed {row['seed']} · difficulty {row['difficulty']}")
+            if not row["ok"]:
+                console.print(f"[red]{escape(str(row['error']))}[/]")
+                continue
+            console.print(escape(str(row["question"])))
+            console.print(f"[bold]gold:[/] {escape(str(row['solution']))}")
+            console.print(f"[dim]instance: {escape(json.dumps(row['instance'])[:2000])}[/]")
+    sys.exit(0 if all(r["ok"] for r in rows) else 1)
+
+
+def _require_load(sandbox: Sandbox, source: EnvSource) -> Any:
+    load = sandbox.load()
+    if not load.ok:
+        _fail(f"{source.label}: the module does not load ({load.error}); run `resyn check {source.label}`", 1)
+    return load
+
+
+# -- bench ----------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("env", metavar="ENV")
+@click.option(
+    "--calls",
+    type=click.IntRange(100, 10_000_000),
+    default=50_000,
+    show_default=True,
+    help="Verify calls per measurement.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 100_000),
+    default=256,
+    show_default=True,
+    help="Calls per message to the worker.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Sandboxed worker processes for the batched measurement.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@unsafe_option
+def bench(env: str, calls: int, batch: int, workers: int, as_json: bool, unsafe_no_sandbox: bool) -> None:
+    """Measure sandboxed verify throughput (batched and unbatched) against direct calls.
+
+    The direct baseline runs the same verify on the same instances and answers in a plain loop
+    inside the worker process, so untrusted code still never runs outside the sandbox.
+    """
+    source = load_source(env)
+    config = _sandbox_config(unsafe_no_sandbox)
+    started = time.perf_counter()
+    with Sandbox(source.source, filename=source.filename, config=config, workers=workers) as sandbox:
+        load = _require_load(sandbox, source)
+        cold_start = time.perf_counter() - started
+        levels = load.max_difficulty if type(load.max_difficulty) is int else 1
+        drawn = sandbox.sample([(s, 1 + s % levels) for s in range(64)])
+        usable = [r.value for r in drawn if r.ok and isinstance(r.value, dict)]
+        if not usable:
+            _fail(f"{source.label}: no instance could be generated; run `resyn check {source.label}`", 1)
+        instances = [v["instance"] for v in usable]
+        answers = [str(v["solution"]) if isinstance(v.get("solution"), str) else "0" for v in usable]
+        items = [(i % len(instances), answers[i % len(instances)]) for i in range(calls)]
+        try:
+            direct_s = sandbox.time_verify(instances, items)
+        except WorkerFailure as failure:
+            _fail(
+                f"{source.label}: the direct baseline failed ({failure}); run `resyn check {source.label}`", 1
+            )
+        batched_s = _timed(lambda: sandbox.verify(instances, items, batch_size=batch))
+        single = items[: min(calls, 5_000)]
+        single_s = _timed(lambda: sandbox.verify(instances, single, batch_size=1))
+        errors = sum(not r.ok for r in sandbox.verify(instances, items[:1000], batch_size=batch))
+    result = {
+        "env": load.name,
+        "label": source.label,
+        "isolation": sandbox.isolation.describe(),
+        "calls": calls,
+        "batch": batch,
+        "workers": workers,
+        "cold_start_s": round(cold_start, 4),
+        "direct_calls_per_s": round(calls / direct_s if direct_s > 0 else float("inf"), 1),
+        "direct_us_per_call": round(direct_s / calls * 1e6, 3),
+        "sandboxed_batched_calls_per_s": round(calls / batched_s, 1),
+        "sandboxed_unbatched_calls_per_s": round(len(single) / single_s, 1),
+        "batched_vs_direct": round((calls / batched_s) / (calls / direct_s), 4) if direct_s > 0 else None,
+        "errors_in_first_1000": errors,
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = Table(box=None, show_header=False)
+    for key, value in result.items():
+        table.add_row(key, escape(str(value)))
+    console.print(table)
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    times = []
+    for _ in range(2):  # best of two: the first run also warms the worker's caches
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return min(times) if times else statistics.fmean(times)
+
+
+def main() -> None:
+    """Entry point: turn every expected failure into a one-line message and an exit status."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    except (ResynError, SandboxUnavailable) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:
+        if os.environ.get("RESYN_DEBUG"):
+            raise
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with RESYN_DEBUG=1 and report the traceback)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,413 @@
+"""The sandbox API the rest of resyn uses: one environment module, a few workers, batched calls.
+
+>>> with Sandbox(source) as sandbox:                       # doctest: +SKIP
+...     sandbox.load().name
+...     [r.value for r in sandbox.generate([(0, 1), (1, 1)])]
+...     sandbox.verify([instance], [(0, "42"), (0, "41")])
+
+Calls never raise for anything the module does: every item comes back as an :class:`ItemResult`,
+failed ones with an ``error`` that starts with its kind (``timeout``, ``crashed``, ``oversize``,
+``protocol``, ``exception``, ``invalid``). A batch that kills its worker is not lost: results that
+arrived before the failure are kept, the rest are retried one by one in a fresh worker to find the
+item responsible, and batching resumes after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import random
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from resyn.sandbox.config import SandboxConfig
+from resyn.sandbox.isolation import Isolation, probe
+from resyn.sandbox.process import WorkerFailure, WorkerProcess
+
+# Failures that kill the worker (as opposed to an exception inside one item).
+_WORKER_KINDS = ("timeout", "crashed", "oversize", "protocol")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """Outcome of one item of a batch. A slotted dataclass, not a pydantic model: reward scoring
+    creates hundreds of thousands per second and validation here would dominate the cost."""
+
+    ok: bool
+    value: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+    traceback: str | None = None
+    line: int | None = None
+
+    @property
+    def kind(self) -> str | None:
+        return None if self.error is None else self.error.split(":", 1)[0]
+
+
+class LoadResult(BaseModel):
+    """What importing the module in a worker found. Values come from untrusted code: the check
+    suite validates them; this model only records them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    error: str | None = None
+    traceback: str | None = None
+    line: int | None = None
+    class_name: str | None = None
+    name: Any = None
+    max_difficulty: Any = None
+    doc: str = ""
+    has_solution: bool = False
+
+
+def _failed(kind: str, message: str) -> ItemResult:
+    return ItemResult(False, error=f"{kind}: {message}")
+
+
+def _from_wire(entry: Any) -> ItemResult:
+    """Turn one ``[status, value, seconds]`` entry of a worker reply into an ItemResult."""
+    if not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[2], int | float):
+        return _failed("protocol", "malformed item result")
+    status, value, seconds = entry
+    if status == 1:
+        return ItemResult(True, value, seconds=float(seconds))
+    if not isinstance(value, dict):
+        return _failed("protocol", "malformed item error")
+    kind = str(value.get("error", "exception"))
+    line = value.get("line")
+    return ItemResult(
+        False,
+        error=f"{kind}: {str(value.get('message', ''))[:2000]}",
+        seconds=float(seconds),
+        traceback=str(value["traceback"])[:4000] if value.get("traceback") else None,
+        line=line if isinstance(line, int) else None,
+    )
+
+
+class Sandbox:
+    """Runs one environment module in ``workers`` sandboxed processes.
+
+    ``hash_seed`` fixes PYTHONHASHSEED of the workers (random by default); the determinism check
+    starts two sandboxes with different seeds. A Sandbox is meant to be driven by one thread at a
+    time; it uses its own threads to keep several workers busy.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        filename: str = "environment.py",
+        config: SandboxConfig | None = None,
+        workers: int = 1,
+        hash_seed: int | None = None,
+        isolation: Isolation | None = None,
+    ) -> None:
+        self.source = source
+        self.filename = filename
+        self.config = config or SandboxConfig()
+        self.isolation = isolation or probe(self.config.unsafe_no_sandbox)
+        self.hash_seed = hash_seed if hash_seed is not None else random.SystemRandom().randrange(1, 2**32 - 1)
+        self._slots: list[WorkerProcess | None] = [None] * max(1, workers)
+        self._load: LoadResult | None = None
+        self._lock = threading.Lock()
+        self.spawned = 0  # workers started so far (respawns included), for metrics and tests
+        self.seccomp_active: bool | None = None
+
+    @property
+    def tier(self) -> str:
+        return self.isolation.tier
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for index, worker in enumerate(self._slots):
+            if worker is not None:
+                worker.close()
+                self._slots[index] = None
+
+    def load(self) -> LoadResult:
+        """Import the module (in the first worker) and report what it defines."""
+        if self._load is None:
+            with contextlib.suppress(_LoadFailed):
+                self._worker(0)
+        assert self._load is not None
+        return self._load
+
+    def _worker(self, slot: int) -> WorkerProcess:
+        """The live worker in ``slot``, started and loaded if needed; raises _LoadFailed."""
+        worker = self._slots[slot]
+        if worker is not None and worker.alive:
+            return worker
+        if worker is not None:
+            worker.close()
+            self._slots[slot] = None
+        if self._load is not None and not self._load.ok:
+            raise _LoadFailed(self._load)
+        try:
+            worker = WorkerProcess(self.isolation, self.config, self.hash_seed)
+        except WorkerFailure as failure:
+            result = LoadResult(ok=False, error=f"{failure.kind}: worker failed to start: {failure.message}")
+            with self._lock:
+                self._load = self._load or result
+            raise _LoadFailed(result) from None
+        with self._lock:
+            self.spawned += 1
+        self.seccomp_active = worker.seccomp_active
+        try:
+            reply = worker.request(
+                "load",
+                {"source": self.source, "filename": self.filename},
+                first_deadline_s=self.config.load_timeout_s,
+                progress_deadline_s=self.config.load_timeout_s,
+            )
+        except WorkerFailure as failure:
+            worker.close()
+            result = LoadResult(
+                ok=False, error=f"{failure.kind}: while importing the module: {failure.message}"
+            )
+            with self._lock:
+                self._load = self._load or result
+            raise _LoadFailed(result) from None
+        result = _load_result(reply)
+        with self._lock:
+            if self._load is None:
+                self._load = result
+        if not result.ok:
+            worker.close()
+            raise _LoadFailed(result)
+        self._slots[slot] = worker
+        return worker
+
+    # -- operations --------------------------------------------------------------------------------
+    def generate(
+        self, keys: Sequence[tuple[int, int]], *, batch_size: int = 64, timeout_s: float | None = None
+    ) -> list[ItemResult]:
+        """Instances for ``(seed, difficulty)`` pairs (values are JSON round-tripped dicts)."""
+        items = [[int(s), int(d)] for s, d in keys]
+        return self._batched("generate", items, lambda chunk: {"items": chunk}, batch_size, timeout_s)
+
+    def sample(
+        self, keys: Sequence[tuple[int, int]], *, batch_size: int = 32, timeout_s: float | None = None
+    ) -> list[ItemResult]:
+        """Generate, render and solve in one call; values are dicts with ``instance``,
+        ``question``, ``solution``, ``t_generate`` and JSON round-trip diagnostics."""
+        items = [[int(s), int(d)] for s, d in keys]
+        return self._batched("sample", items, lambda chunk: {"items": chunk}, batch_size, timeout_s)
+
+    def questions(
+        self, instances: Sequence[dict[str, Any]], *, batch_size: int = 64, timeout_s: float | None = None
+    ) -> list[ItemResult]:
+        return self._batched(
+            "question", list(instances), lambda chunk: {"instances": chunk}, batch_size, timeout_s
+        )
+
+    def verify(
+        self,
+        instances: Sequence[dict[str, Any]],
+        items: Sequence[tuple[int, str]],
+        *,
+        check_mutation: bool = False,
+        batch_size: int = 256,
+        timeout_s: float | None = None,
+    ) -> list[ItemResult]:
+        """Scores for ``(instance_index, answer)`` pairs. Values are the raw scores (numbers, or
+        ``{"invalid_score": ...}`` for non-numbers; with ``check_mutation``, ``{"score", "mutated"}``
+        when verify changed the instance). Each chunk carries only the instances it uses."""
+
+        def payload(chunk: list[Any]) -> dict[str, Any]:
+            remap: dict[int, int] = {}
+            local: list[Any] = []
+            for index, _answer in chunk:
+                if index not in remap:
+                    remap[index] = len(local)
+                    local.append(instances[index])
+            return {
+                "instances": local,
+                "items": [[remap[index], answer] for index, answer in chunk],
+                "check_mutation": check_mutation,
+            }
+
+        wire = [[int(i), a] for i, a in items]
+        return self._batched("verify", wire, payload, batch_size, timeout_s)
+
+    def time_verify(self, instances: Sequence[dict[str, Any]], items: Sequence[tuple[int, str]]) -> float:
+        """Seconds the worker spends calling verify directly in a loop for ``items`` (no IPC, no
+        per-call bookkeeping): the in-process baseline for benchmarks. Raises WorkerFailure."""
+        worker = self._worker(0)
+        reply = worker.request(
+            "time_verify",
+            {"instances": list(instances), "items": [[int(i), a] for i, a in items]},
+            first_deadline_s=self.config.call_overhead_s + self.config.item_timeout_s * max(1, len(items)),
+            progress_deadline_s=self.config.item_timeout_s,
+        )
+        seconds = reply.get("seconds")
+        if not isinstance(seconds, int | float):
+            raise WorkerFailure("protocol", f"time_verify failed: {str(reply)[:200]}")
+        return float(seconds)
+
+    # -- batching with failure isolation -------------------------------------------------------------
+    def _batched(
+        self,
+        op: str,
+        items: list[Any],
+        make_payload: Callable[[list[Any]], dict[str, Any]],
+        batch_size: int,
+        timeout_s: float | None,
+    ) -> list[ItemResult]:
+        results: list[ItemResult | None] = [None] * len(items)
+        chunks = [
+            list(range(i, min(i + batch_size, len(items)))) for i in range(0, len(items), max(1, batch_size))
+        ]
+        timeout = timeout_s if timeout_s is not None else self.config.item_timeout_s
+        if len(self._slots) == 1 or len(chunks) <= 1:
+            for chunk in chunks:
+                self._run_chunk(0, op, items, chunk, make_payload, timeout, results)
+        else:
+            free: queue.Queue[int] = queue.Queue()
+            for slot in range(len(self._slots)):
+                free.put(slot)
+
+            def run(chunk: list[int]) -> None:
+                slot = free.get()
+                try:
+                    self._run_chunk(slot, op, items, chunk, make_payload, timeout, results)
+                finally:
+                    free.put(slot)
+
+            with ThreadPoolExecutor(len(self._slots)) as pool:
+                for future in [pool.submit(run, chunk) for chunk in chunks]:
+                    future.result()
+        return [r if r is not None else _failed("protocol", "no result") for r in results]
+
+    def _run_chunk(
+        self,
+        slot: int,
+        op: str,
+        items: list[Any],
+        chunk: list[int],
+        make_payload: Callable[[list[Any]], dict[str, Any]],
+        timeout: float,
+        results: list[ItemResult | None],
+    ) -> None:
+        worker_failures = 0
+        pending = chunk
+        while pending:
+            failure = self._attempt(slot, op, items, pending, make_payload, timeout, results)
+            if failure is None:
+                return
+            if isinstance(failure, _LoadFailed):
+                _fill(results, pending, failure.error())
+                return
+            remaining = [i for i in pending if results[i] is None]
+            pending = []
+            # Find the item responsible: run the unfinished items one at a time until one fails,
+            # then resume batching after it.
+            for position, index in enumerate(remaining):
+                single = self._attempt(slot, op, items, [index], make_payload, timeout, results)
+                if single is None:
+                    continue
+                if isinstance(single, _LoadFailed):
+                    _fill(results, remaining[position:], single.error())
+                    return
+                worker_failures += 1
+                results[index] = _failed(single.kind, single.message)
+                if worker_failures > self.config.isolated_retries:
+                    note = (
+                        f"not run: {worker_failures} earlier items of this batch failed the same way "
+                        f"({single.message})"
+                    )
+                    _fill(results, remaining[position + 1 :], (single.kind, note))
+                    return
+                pending = remaining[position + 1 :]
+                break
+
+    def _attempt(
+        self,
+        slot: int,
+        op: str,
+        items: list[Any],
+        indices: list[int],
+        make_payload: Callable[[list[Any]], dict[str, Any]],
+        timeout: float,
+        results: list[ItemResult | None],
+    ) -> WorkerFailure | _LoadFailed | None:
+        """One request for ``indices``; fills ``results`` with what arrives. Returns the failure."""
+        try:
+            worker = self._worker(slot)
+        except _LoadFailed as failed:
+            return failed
+
+        def on_results(start: int, entries: list[Any]) -> None:
+            for offset, entry in enumerate(entries):
+                position = start + offset
+                if position < len(indices):
+                    results[indices[position]] = _from_wire(entry)
+
+        payload = make_payload([items[i] for i in indices])
+        try:
+            reply = worker.request(
+                op,
+                payload,
+                first_deadline_s=self.config.call_overhead_s + timeout,
+                progress_deadline_s=self.config.call_overhead_s + timeout,
+                on_results=on_results,
+            )
+        except WorkerFailure as failure:
+            return failure
+        if reply.get("ok") is False:  # the worker rejected the whole request
+            message = f"{reply.get('error', 'exception')}: {reply.get('message', '')}"
+            for index in indices:
+                if results[index] is None:
+                    results[index] = _failed(*_split(message))
+        return None
+
+
+class _LoadFailed(Exception):
+    def __init__(self, result: LoadResult) -> None:
+        super().__init__(result.error)
+        self.result = result
+
+    def error(self) -> tuple[str, str]:
+        return _split(self.result.error or "invalid: module did not load")
+
+
+def _fill(results: list[ItemResult | None], indices: list[int], error: tuple[str, str]) -> None:
+    for index in indices:
+        if results[index] is None:
+            results[index] = _failed(*error)
+
+
+def _split(error: str) -> tuple[str, str]:
+    kind, _, message = error.partition(": ")
+    return kind, message
+
+
+def _load_result(reply: dict[str, Any]) -> LoadResult:
+    if reply.get("ok") is True:
+        return LoadResult(
+            ok=True,
+            class_name=str(reply.get("class_name"))[:200],
+            name=reply.get("name"),
+            max_difficulty=reply.get("max_difficulty"),
+            doc=str(reply.get("doc", ""))[:4000],
+            has_solution=bool(reply.get("has_solution")),
+        )
+    line = reply.get("line")
+    return LoadResult(
+        ok=False,
+        error=f"{reply.get('error', 'exception')}: {str(reply.get('message', ''))[:2000]}",
+        traceback=str(reply["traceback"])[:4000] if reply.get("traceback") else None,
+        line=line if isinstance(line, int) else None,
+    )

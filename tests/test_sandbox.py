@@ -1,0 +1,169 @@
+"""The sandbox API: batching, per-item failures, deadlines, respawn, caps, isolation probe.
+
+The modules here are small stand-ins for LLM-written code and run only inside the sandbox.
+Attack-by-attack escape tests live in test_sandbox_hostile.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from resyn.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, probe
+from resyn.sandbox import isolation as isolation_module
+
+HEADER = "import random\nfrom resyn import Environment\n"
+
+ECHO = (
+    HEADER
+    + """
+class Echo(Environment):
+    name = "echo"
+    max_difficulty = 2
+    def generate(self, rng, difficulty):
+        if difficulty == 2 and rng.random() < 0.0:
+            pass
+        return {"n": rng.randint(0, 10**6), "d": difficulty}
+    def question(self, instance):
+        if instance.get("huge"):
+            return "x" * 10_000_000
+        return f"Repeat {instance['n']}"
+    def verify(self, instance, answer):
+        if answer == "boom":
+            raise ValueError("malformed")
+        if answer == "hang":
+            while True:
+                pass
+        if answer == "crash":
+            import ctypes
+            ctypes.string_at(0)
+        if answer == "huge":
+            return "x" * 10_000_000
+        if answer == "bool":
+            return True
+        return 1.0 if answer == str(instance["n"]) else 0.0
+    def solution(self, instance):
+        return str(instance["n"])
+"""
+)
+
+FAST = SandboxConfig(item_timeout_s=1.0, call_overhead_s=1.0, max_item_kb=1024)
+
+
+@pytest.fixture(scope="module")
+def echo() -> Sandbox:
+    with Sandbox(ECHO, config=FAST) as sandbox:
+        yield sandbox
+
+
+def test_probe_picks_a_namespace_tier_with_seccomp() -> None:
+    isolation = probe()
+    assert isolation.sandboxed and isolation.seccomp
+    assert "uid 65534" in isolation.describe()
+
+
+def test_load_reports_the_class(echo: Sandbox) -> None:
+    load = echo.load()
+    assert load.ok and load.name == "echo" and load.max_difficulty == 2 and load.has_solution
+    assert echo.seccomp_active is True
+
+
+def test_generate_is_deterministic_and_json(echo: Sandbox) -> None:
+    first = echo.generate([(1, 1), (2, 1), (1, 2)])
+    second = echo.generate([(1, 1), (2, 1), (1, 2)])
+    assert [r.value for r in first] == [r.value for r in second]
+    assert first[0].value != first[1].value and first[0].value["d"] == 1
+
+
+def test_verify_per_item_errors_do_not_spoil_the_batch(echo: Sandbox) -> None:
+    instance = echo.generate([(5, 1)])[0].value
+    results = echo.verify([instance], [(0, str(instance["n"])), (0, "boom"), (0, "nope"), (0, "bool")])
+    assert results[0].ok and results[0].value == 1.0
+    assert not results[1].ok and results[1].kind == "exception" and "malformed" in (results[1].error or "")
+    assert results[1].traceback and "raise ValueError" in results[1].traceback and results[1].line
+    assert results[2].value == 0.0
+    assert results[3].ok and results[3].value["type"] == "bool"  # reported, judged by the caller
+
+
+def test_hanging_item_times_out_alone_and_worker_respawns(echo: Sandbox) -> None:
+    instance = echo.generate([(6, 1)])[0].value
+    gold = str(instance["n"])
+    before = echo.spawned
+    items = [(0, gold)] * 5 + [(0, "hang")] + [(0, gold)] * 5
+    results = echo.verify([instance], items, batch_size=64)
+    assert [r.ok for r in results] == [True] * 5 + [False] + [True] * 5
+    assert results[5].kind == "timeout"
+    assert echo.spawned > before
+    assert echo.verify([instance], [(0, gold)])[0].value == 1.0
+
+
+def test_crash_is_contained(echo: Sandbox) -> None:
+    instance = echo.generate([(7, 1)])[0].value
+    results = echo.verify([instance], [(0, "crash"), (0, str(instance["n"]))])
+    assert results[0].kind == "crashed" and "SIGSEGV" in (results[0].error or "")
+    assert results[1].value == 1.0
+
+
+def test_oversized_result_is_refused(echo: Sandbox) -> None:
+    instance = echo.generate([(8, 1)])[0].value
+    results = echo.questions([{"huge": True}, instance])
+    assert results[0].kind == "oversize" and results[1].value == f"Repeat {instance['n']}"
+
+
+def test_repeated_worker_failures_stop_the_batch_early() -> None:
+    with Sandbox(ECHO, config=FAST.model_copy(update={"isolated_retries": 1})) as sandbox:
+        instance = sandbox.generate([(1, 1)])[0].value
+        results = sandbox.verify([instance], [(0, "hang")] * 6, batch_size=6)
+    assert all(r.kind == "timeout" for r in results)
+    assert sum("not run" in (r.error or "") for r in results) == 4
+
+
+def test_import_errors_fail_every_item_with_the_load_error() -> None:
+    with Sandbox(HEADER + "raise RuntimeError('nope')\n", config=FAST) as sandbox:
+        load = sandbox.load()
+        assert not load.ok and "nope" in (load.error or "") and load.line == 3
+        results = sandbox.generate([(0, 1), (1, 1)])
+    assert all(not r.ok and "nope" in (r.error or "") for r in results)
+
+
+def test_sleeping_at_import_hits_the_load_deadline() -> None:
+    source = "import time\n" + ECHO + "\ntime.sleep(60)\n"
+    with Sandbox(source, config=FAST.model_copy(update={"load_timeout_s": 1.0})) as sandbox:
+        load = sandbox.load()
+    assert not load.ok and (load.error or "").startswith("timeout")
+
+
+def test_hash_seed_reaches_the_worker() -> None:
+    source = (
+        HEADER
+        + """
+class H(Environment):
+    name = "h"
+    def generate(self, rng, difficulty):
+        return {"order": list({"alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"})}
+    def question(self, instance):
+        return " ".join(instance["order"])
+    def verify(self, instance, answer):
+        return 0.0
+"""
+    )
+    orders = set()
+    for seed in (1, 2, 3, 4):
+        with Sandbox(source, config=FAST, hash_seed=seed) as sandbox:
+            orders.add(tuple(sandbox.generate([(0, 1)])[0].value["order"]))
+    assert len(orders) > 1
+
+
+def test_unsafe_mode_runs_without_namespaces() -> None:
+    with Sandbox(ECHO, config=FAST.model_copy(update={"unsafe_no_sandbox": True})) as sandbox:
+        assert sandbox.tier == "none"
+        assert sandbox.load().ok and sandbox.generate([(0, 1)])[0].ok
+
+
+def test_missing_bubblewrap_is_a_clear_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    probe.cache_clear()
+    monkeypatch.setattr(isolation_module.shutil, "which", lambda name: None)
+    try:
+        with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+            probe()
+    finally:
+        probe.cache_clear()
