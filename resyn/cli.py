@@ -210,7 +210,7 @@ def _require_load(sandbox: Sandbox, source: EnvSource) -> Any:
 @click.option(
     "--batch",
     type=click.IntRange(1, 100_000),
-    default=256,
+    default=128,
     show_default=True,
     help="Calls per message to the worker.",
 )

@@ -32,7 +32,7 @@ class SandboxConfig(BaseModel):
     """RLIMIT_NPROC backstop (enforced for the unprivileged uid; seccomp already denies fork)."""
 
     tmpfs_mb: int = Field(64, ge=1)
-    """Size of the worker's private /tmp (a tmpfs, counted against host memory)."""
+    """Size of each of the worker's private tmpfs mounts, /tmp and /scratch (host memory)."""
 
     start_timeout_s: float = Field(20.0, gt=0)
     """Deadline for a worker to start and report ready (bwrap + interpreter start)."""
@@ -57,7 +57,8 @@ class SandboxConfig(BaseModel):
     """Largest encoded result of a single item (an instance, a question, a score)."""
 
     scratch_root: Path | None = None
-    """Where per-worker scratch dirs are created (default: the system temp dir)."""
+    """Where the parent keeps each worker's stderr log (default: the system temp dir); also the
+    working dir of unsandboxed workers."""
 
     isolated_retries: int = Field(2, ge=0)
     """After a batch kills its worker, items are retried one by one; after this many consecutive

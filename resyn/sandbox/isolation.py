@@ -82,14 +82,21 @@ def readonly_paths() -> list[Path]:
     return paths
 
 
-def bwrap_argv(isolation: Isolation, scratch: Path, tmpfs_mb: int, hash_seed: int) -> list[str]:
-    """The bubblewrap (and setpriv) prefix that puts a command inside the sandbox."""
+def bwrap_argv(isolation: Isolation, tmpfs_mb: int, hash_seed: int) -> list[str]:
+    """The bubblewrap (and setpriv) prefix that puts a command inside the sandbox.
+
+    The worker's writable places, ``/tmp`` and its scratch dir ``/scratch``, are size-capped
+    tmpfs mounts private to this sandbox: a module cannot fill the host's disk, and nothing it
+    writes outlives the worker.
+    """
+    tmpfs = str(tmpfs_mb * 1024 * 1024)
     assert isolation.bwrap is not None
     argv = [
         isolation.bwrap,
         "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
         "--die-with-parent", "--new-session",
-        "--size", str(tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp",
+        "--perms", "01777", "--size", tmpfs, "--tmpfs", "/tmp",
+        "--perms", "01777", "--size", tmpfs, "--tmpfs", SCRATCH_INSIDE,
         "--ro-bind", "/usr", "/usr",
         "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
         "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
@@ -106,7 +113,7 @@ def bwrap_argv(isolation: Isolation, scratch: Path, tmpfs_mb: int, hash_seed: in
                 argv += ["--perms", "0755", "--dir", str(parent)]
                 made.add(str(parent))
         argv += ["--ro-bind", str(path), str(path)]
-    argv += ["--bind", str(scratch), SCRATCH_INSIDE, "--chdir", SCRATCH_INSIDE, "--clearenv"]
+    argv += ["--chdir", SCRATCH_INSIDE, "--clearenv"]
     for key, value in worker_environment(hash_seed).items():
         argv += ["--setenv", key, value]
     if isolation.tier == "bwrap-root":
@@ -166,14 +173,10 @@ def probe(unsafe_no_sandbox: bool = False) -> Isolation:
     has_seccomp = seccomp.available()
     setpriv = shutil.which("setpriv")
     errors: list[str] = []
-    scratch = Path(os.environ.get("TMPDIR", "/tmp"))
     tiers = (["bwrap-root"] if os.geteuid() == 0 and setpriv else []) + ["bwrap-userns"]
     for tier in tiers:
         isolation = Isolation(tier, seccomp=has_seccomp, bwrap=bwrap, setpriv=setpriv)
-        argv = [*bwrap_argv(isolation, scratch, 1, 0), sys.executable, "-s", "-P", "-c", "pass"]
-        # Probe with the real prefix but a harmless scratch: bind the temp dir read-only instead.
-        argv = [("--ro-bind" if a == "--bind" else a) for a in argv]
-        error = _try(argv)
+        error = _try([*bwrap_argv(isolation, 1, 0), sys.executable, "-s", "-P", "-c", "pass"])
         if error is None:
             log.info("sandbox: %s", isolation.describe())
             return isolation

@@ -24,11 +24,10 @@ from typing import Any
 
 from resyn.sandbox import protocol
 from resyn.sandbox.config import SandboxConfig
-from resyn.sandbox.isolation import SANDBOX_UID, Isolation, bwrap_argv, worker_environment
+from resyn.sandbox.isolation import Isolation, bwrap_argv, worker_environment
 
 _BOOT = "import sys;sys.path.insert(0,sys.argv[2]);from resyn.sandbox.worker import main;main(sys.argv[1])"
 _STDERR_LOG = "worker-stderr.log"
-_PIPE_SIZE = 1 << 20
 
 
 class WorkerFailure(Exception):
@@ -49,17 +48,12 @@ class WorkerProcess:
         self.hash_seed = hash_seed
         self._next_id = 1
         self._buffer = bytearray()
+        # Host-side dir for the worker's stderr log (and, unsandboxed, its working dir). A
+        # sandboxed worker never sees it: its scratch space is a private tmpfs.
         self.scratch = Path(tempfile.mkdtemp(prefix="resyn-worker-", dir=config.scratch_root))
         os.chmod(self.scratch, 0o700)
-        if isolation.tier == "bwrap-root":
-            os.chown(self.scratch, SANDBOX_UID, SANDBOX_UID)
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
-        for fd in (to_worker_w, from_worker_r):
-            with contextlib.suppress(OSError):  # bigger pipes: fewer wake-ups per batch
-                import fcntl
-
-                fcntl.fcntl(fd, 1031, _PIPE_SIZE)  # F_SETPIPE_SZ
         settings = {
             "read_fd": to_worker_r,
             "write_fd": from_worker_w,
@@ -76,7 +70,7 @@ class WorkerProcess:
         package_parent = str(Path(__file__).resolve().parents[2])
         command = [sys.executable, "-s", "-P", "-B", "-c", _BOOT, json.dumps(settings), package_parent]
         if isolation.sandboxed:
-            argv = bwrap_argv(isolation, self.scratch, config.tmpfs_mb, hash_seed) + command
+            argv = bwrap_argv(isolation, config.tmpfs_mb, hash_seed) + command
             env: dict[str, str] = {}  # bwrap's own /proc/1/environ must hold nothing either
             cwd = None
         else:
