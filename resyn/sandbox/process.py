@@ -14,6 +14,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -121,13 +122,14 @@ class WorkerProcess:
         first_deadline_s: float,
         progress_deadline_s: float,
         on_results: Callable[[int, list[Any]], None] | None = None,
+        expected_items: int = 0,
     ) -> dict[str, Any]:
         """Send one request and collect its reply frames.
 
         ``first_deadline_s`` bounds the wait for the first frame (it includes encoding the batch),
         ``progress_deadline_s`` each later one. Batch replies come in several frames; each frame's
         results are passed to ``on_results(start_index, results)`` as they arrive, so the caller
-        keeps what finished before a failure.
+        keeps what finished before a failure. Frames must stay within ``expected_items``.
         """
         if not self.alive:
             raise WorkerFailure("crashed", "worker is not running")
@@ -143,7 +145,12 @@ class WorkerProcess:
             results = frame.get("results")
             if results is not None:
                 start = frame.get("start")
-                if not isinstance(results, list) or not isinstance(start, int):
+                if (
+                    not isinstance(results, list)
+                    or type(start) is not int
+                    or start < 0
+                    or start + len(results) > expected_items
+                ):
                     self._fail("protocol", "malformed batch frame")
                 if on_results is not None:
                     on_results(start, results)
@@ -211,13 +218,23 @@ class WorkerProcess:
         return detail
 
     def stderr_tail(self, limit: int = 600) -> str:
+        """The end of the worker's stderr log, for diagnostics. Opened without following links and
+        without blocking, and read only if it is a regular file: in unsafe mode the worker shares
+        this dir and could plant a FIFO or a link to /dev/zero here."""
         try:
-            with open(self.scratch / _STDERR_LOG, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                handle.seek(max(0, handle.tell() - limit))
-                return handle.read().decode(errors="replace").strip().replace("\n", " | ")
+            fd = os.open(self.scratch / _STDERR_LOG, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except OSError:
             return ""
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return ""
+            data = os.pread(fd, limit, max(0, info.st_size - limit))
+        except OSError:
+            return ""
+        finally:
+            os.close(fd)
+        return data.decode(errors="replace").strip().replace("\n", " | ")
 
     def _fail(self, kind: str, message: str) -> Any:
         self.kill()

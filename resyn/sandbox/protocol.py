@@ -43,6 +43,8 @@ def decode(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"frame is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("frame is nested too deeply to decode") from None
 
 
 def write_all(fd: int, data: bytes) -> None:

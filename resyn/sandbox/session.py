@@ -352,9 +352,7 @@ class Sandbox:
 
         def on_results(start: int, entries: list[Any]) -> None:
             for offset, entry in enumerate(entries):
-                position = start + offset
-                if position < len(indices):
-                    results[indices[position]] = _from_wire(entry)
+                results[indices[start + offset]] = _from_wire(entry)
 
         payload = make_payload([items[i] for i in indices])
         try:
@@ -364,6 +362,7 @@ class Sandbox:
                 first_deadline_s=self.config.call_overhead_s + timeout,
                 progress_deadline_s=self.config.call_overhead_s + timeout,
                 on_results=on_results,
+                expected_items=len(indices),
             )
         except WorkerFailure as failure:
             return failure

@@ -1,0 +1,474 @@
+"""reasoning-gym tasks as resyn environments (``resyn check rg:<task>``).
+
+`reasoning-gym <https://github.com/open-thought/reasoning-gym>`_ registers ~100 procedural
+datasets. Each is wrapped as one :class:`ReasoningGymTask` subclass whose source text
+:func:`adapter_source` produces; that text is what the sandbox loads, like any synthesized module::
+
+    from resyn.adapters.reasoning_gym import adapter_source
+    with Sandbox(adapter_source("chain_sum"), filename="rg_chain_sum.py") as sandbox: ...
+
+Mapping:
+
+* **difficulty** ``d`` is the task's curriculum at global level ``d - 1``
+  (``curriculum.set_global_level(d - 1)`` then ``generate_configuration()`` with reasoning-gym's
+  default context, whose ranges are inclusive: level ``d`` samples sizes from the lowest level's up
+  to level ``d``'s). ``max_difficulty`` is the number of levels whose configuration validates;
+  a task without a curriculum, or whose lowest level already fails validation, has one level that
+  uses the configuration defaults.
+* **an instance** is item 0 of ``create_dataset(task, seed=rg_seed, size=1, **rg_config)``, where
+  ``rg_seed`` is drawn from the harness's rng: the instance can be reproduced with reasoning-gym
+  alone. Its ``metadata`` is a JSON-safe copy; ``rg_exact`` says whether that copy (and the answer)
+  equal the originals. When they do not (tuples, sets, numpy values, objects...), :meth:`verify`
+  regenerates the entry from ``(task, level, rg_seed)`` rather than trusting the copy, so that
+  ``score_answer`` sees exactly what reasoning-gym produced.
+* **verify** is the dataset's ``score_answer(answer, entry)``, clamped to ``[0, 1]``; any exception
+  scores 0.0. **solution** is the item's ``answer`` (``None`` for tasks that have none).
+
+reasoning-gym is imported lazily (when a task class is instantiated, i.e. when the sandbox loads
+the module, so the ~3 s import is paid within the load deadline rather than by the first item).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime
+import difflib
+import enum
+import functools
+import json
+import math
+import random
+import re
+import textwrap
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+from resyn.adapters import AdapterError
+from resyn.env import NAME_PATTERN, Environment
+
+__all__ = [
+    "AdapterError",
+    "ReasoningGymTask",
+    "adapter_source",
+    "level_count",
+    "reasoning_gym_version",
+    "task_names",
+]
+
+#: Registered names that are not tasks: ``composite`` mixes other datasets and needs a config.
+EXCLUDED = frozenset({"composite"})
+
+#: Tasks whose dataset construction is expensive but depends only on the configuration, never on the
+#: seed (n_queens enumerates every solution of the board, word_ladder builds word graphs): one
+#: dataset per level is built and re-seeded by a shallow copy instead of being rebuilt per seed.
+#: ``tests/test_reasoning_gym_adapter.py`` checks that this gives the same items as a fresh build.
+RESEEDABLE = frozenset({"n_queens", "word_ladder"})
+
+_INSTALL_HINT = "reasoning-gym is not installed: pip install 'resyn[reasoning-gym]'"
+_SEED_BOUND = 2**31  # numpy's legacy seeding wants < 2**32; reasoning-gym adds item indices
+_CACHE_SIZE = 64
+_MAX_DEPTH = 60
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+# -- the library ------------------------------------------------------------------------------------
+def _rg() -> Any:
+    """The imported ``reasoning_gym`` package, or AdapterError when the extra is missing."""
+    try:
+        import reasoning_gym
+    except ImportError as exc:
+        raise AdapterError(_INSTALL_HINT) from exc
+    return reasoning_gym
+
+
+def _registry() -> tuple[dict[str, Any], dict[str, Any]]:
+    """reasoning-gym's ``(DATASETS, CURRICULA)`` registries: name -> (dataset class, config class)
+    and name -> curriculum class."""
+    _rg()
+    from reasoning_gym import factory
+
+    return factory.DATASETS, factory.CURRICULA
+
+
+def reasoning_gym_version() -> str:
+    """The installed distribution's version (``reasoning_gym.__version__`` lags behind it)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("reasoning-gym")
+    except metadata.PackageNotFoundError:
+        return str(getattr(_rg(), "__version__", "unknown"))
+
+
+def task_names() -> list[str]:
+    """Sorted names of the registered reasoning-gym tasks (AdapterError if it is not installed)."""
+    datasets, _curricula = _registry()
+    return sorted(name for name in datasets if name not in EXCLUDED)
+
+
+def _check_task(task: str) -> str:
+    names = task_names()
+    if task in names:
+        return task
+    message = (
+        f"unknown reasoning-gym task {task!r}: run `resyn check --list-rg` to list the {len(names)} tasks"
+    )
+    close = difflib.get_close_matches(task, names, n=3, cutoff=0.6)
+    if close:
+        message += "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    raise AdapterError(message)
+
+
+def _config(task: str, level: int, seed: int) -> Any:
+    """The dataset configuration of ``task`` at difficulty ``level`` (1-based) with ``seed``.
+
+    ``level`` 0 means "no curriculum": the configuration class's defaults."""
+    datasets, curricula = _registry()
+    _dataset_cls, config_cls = datasets[task]
+    if level == 0 or task not in curricula:
+        config = config_cls(seed=seed, size=1)
+    else:
+        curriculum = curricula[task]()
+        curriculum.set_global_level(level - 1)
+        config = curriculum.generate_configuration(defaults={"seed": seed, "size": 1})
+    validate = getattr(config, "validate", None)
+    if callable(validate):
+        validate()
+    return config
+
+
+def _curriculum_levels(task: str) -> int:
+    """Levels of the task's curriculum: the longest attribute level list (0 without curriculum)."""
+    _datasets, curricula = _registry()
+    if task not in curricula:
+        return 0
+    attributes = curricula[task]().attributes.values()
+    return max((len(attribute.levels) for attribute in attributes), default=0)
+
+
+@functools.cache
+def _valid_levels(task: str) -> int:
+    """How many leading curriculum levels of ``task`` have a configuration that validates."""
+    valid = 0
+    for level in range(1, _curriculum_levels(task) + 1):
+        try:
+            _config(task, level, 0)
+        except Exception:  # reasoning-gym validates with assert and ValueError alike
+            break
+        valid = level
+    return valid
+
+
+def level_count(task: str) -> int:
+    """``max_difficulty`` of the wrapped task: the number of leading curriculum levels whose
+    configuration validates, or 1 (configuration defaults) when there are none."""
+    return max(_valid_levels(_check_task(task)), 1)
+
+
+# -- JSON-safe copies ----------------------------------------------------------------------------------
+def _json_safe(value: Any, depth: int = 0) -> tuple[Any, bool]:
+    """A plain-JSON copy of ``value`` and whether it is exact (equal, type for type, to the original).
+
+    Conservative: any tuple, set, non-string dict key, numpy value, dataclass or other object makes
+    the copy inexact, so :meth:`ReasoningGymTask.verify` regenerates the original instead. Sets are
+    sorted and memory addresses dropped, so the copy does not depend on the process."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str:
+        return value, True
+    if kind is int:
+        return value, True
+    if kind is float:
+        if math.isfinite(value):
+            return value, True
+        return repr(value), False
+    if depth >= _MAX_DEPTH:
+        return _text(value), False
+    if kind is list or kind is tuple:
+        items = [_json_safe(item, depth + 1) for item in value]
+        return [item for item, _ in items], kind is list and all(exact for _, exact in items)
+    if kind is dict:
+        out: dict[str, Any] = {}
+        exact = True
+        for key, item in value.items():
+            if type(key) is not str:
+                exact = False
+            safe, item_exact = _json_safe(item, depth + 1)
+            out[key if type(key) is str else _key_text(key)] = safe
+            exact = exact and item_exact
+        return out, exact and len(out) == len(value)
+    return _convert_other(value, depth), False
+
+
+def _convert_other(value: Any, depth: int) -> Any:
+    """Best-effort plain-JSON form of a value that is not JSON already (always inexact)."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int) and not isinstance(value, enum.Enum):
+        return int(value)
+    if isinstance(value, float) and not isinstance(value, enum.Enum):
+        return float(value) if math.isfinite(value) else repr(float(value))
+    if isinstance(value, str) and not isinstance(value, enum.Enum):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return _json_safe(value.value, depth + 1)[0]
+    if isinstance(value, set | frozenset):
+        items = [_json_safe(item, depth + 1)[0] for item in value]
+        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+    if isinstance(value, dict):
+        return _json_safe(dict(value), depth + 1)[0]
+    if isinstance(value, list | tuple):
+        return [_json_safe(item, depth + 1)[0] for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+        return _json_safe(fields, depth + 1)[0]
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, complex):
+        return [_json_safe(value.real)[0], _json_safe(value.imag)[0]]
+    module = type(value).__module__ or ""
+    if module.split(".")[0] == "numpy" and callable(getattr(value, "tolist", None)):
+        return _json_safe(value.tolist(), depth + 1)[0]
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    try:
+        text = str(value)
+    except Exception:  # exotic __str__
+        text = f"<{type(value).__name__}>"
+    return _ADDRESS.sub("", text)
+
+
+def _key_text(key: Any) -> str:
+    safe = _json_safe(key, _MAX_DEPTH - 1)[0]
+    return safe if isinstance(safe, str) else json.dumps(safe, sort_keys=True)
+
+
+# -- the environment -----------------------------------------------------------------------------------
+class _LRU:
+    """A small least-recently-used cache (datasets and items can be large)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        value = self.data.get(key)
+        if value is not None:
+            self.data.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        self.data[key] = value
+        self.data.move_to_end(key)
+        while len(self.data) > self.size:
+            self.data.popitem(last=False)
+
+
+class ReasoningGymTask(Environment):
+    """Base class of the reasoning-gym wrappers: a subclass sets ``task``, ``name`` and
+    ``max_difficulty`` (see :func:`adapter_source`, which writes such subclasses)."""
+
+    #: The reasoning-gym dataset name.
+    task: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        if not self.task:
+            raise TypeError(f"{type(self).__name__} does not set `task`")
+        datasets, curricula = _registry()  # import reasoning-gym now, within the load deadline
+        if self.task not in datasets:
+            raise AdapterError(f"unknown reasoning-gym task {self.task!r}")
+        self._dataset_cls: Any = datasets[self.task][0]
+        # Level 0 = configuration defaults, for tasks without a (usable) curriculum.
+        self._curriculum = self.task in curricula and _valid_levels(self.task) > 0
+        self._datasets = _LRU(_CACHE_SIZE)
+        self._items = _LRU(_CACHE_SIZE)
+        self._prototypes: dict[int, Any] = {}
+
+    # -- building ------------------------------------------------------------------------------------
+    def _rg_level(self, difficulty: int) -> int:
+        if type(difficulty) is not int or not 1 <= difficulty <= self.max_difficulty:
+            raise ValueError(f"difficulty must be an int in 1..{self.max_difficulty}, got {difficulty!r}")
+        return difficulty if self._curriculum else 0
+
+    def _dataset(self, level: int, seed: int) -> Any:
+        """The size-1 dataset of ``(level, seed)`` (``level`` as returned by :meth:`_rg_level`)."""
+        key = (level, seed)
+        dataset = self._datasets.get(key)
+        if dataset is None:
+            if self.task in RESEEDABLE:
+                prototype = self._prototypes.get(level)
+                if prototype is None:
+                    prototype = self._prototypes[level] = self._dataset_cls(
+                        config=_config(self.task, level, 0)
+                    )
+                dataset = copy.copy(prototype)
+                dataset.config = dataclasses.replace(prototype.config, seed=seed)
+                dataset.seed = seed
+            else:
+                dataset = self._dataset_cls(config=_config(self.task, level, seed))
+            self._datasets.put(key, dataset)
+        return dataset
+
+    def _item(self, level: int, seed: int) -> dict[str, Any]:
+        """Item 0 of the ``(level, seed)`` dataset, cached (callers must not modify it)."""
+        key = (level, seed)
+        item: dict[str, Any] | None = self._items.get(key)
+        if item is None:
+            produced = self._dataset(level, seed)[0]
+            if not isinstance(produced, dict):
+                raise TypeError(f"reasoning-gym returned a {type(produced).__name__} item, not a dict")
+            item = produced
+            self._items.put(key, item)
+        return item
+
+    # -- the Environment contract ----------------------------------------------------------------------
+    def generate(self, rng: random.Random, difficulty: int) -> dict[str, Any]:
+        level = self._rg_level(difficulty)
+        seed = rng.randrange(_SEED_BOUND)
+        item = self._item(level, seed)
+        question = item.get("question")
+        if not isinstance(question, str):
+            raise TypeError(f"reasoning-gym returned a {type(question).__name__} question, not str")
+        answer = item.get("answer")
+        answer_safe, answer_exact = _json_safe(answer)
+        metadata, metadata_exact = _json_safe(item.get("metadata", {}))
+        config = _json_safe(_fields(self._dataset(level, seed).config))[0]
+        extra_keys = set(item) - {"question", "answer", "metadata"}
+        return {
+            "question": question,
+            "answer": answer_safe,
+            "metadata": metadata,
+            "level": difficulty,
+            "rg_task": self.task,
+            "rg_seed": seed,
+            "rg_config": config,
+            "rg_exact": answer_exact and metadata_exact and "metadata" in item and not extra_keys,
+        }
+
+    def question(self, instance: dict[str, Any]) -> str:
+        return str(instance["question"])
+
+    def solution(self, instance: dict[str, Any]) -> str | None:
+        answer = instance.get("answer")
+        if answer is None:
+            return None
+        if isinstance(answer, str):
+            return answer
+        return json.dumps(answer) if isinstance(answer, list | dict) else str(answer)
+
+    def verify(self, instance: dict[str, Any], answer: str) -> float:
+        try:
+            level = self._rg_level(instance["level"])
+            seed = instance["rg_seed"]
+            if type(seed) is not int or instance.get("rg_task", self.task) != self.task:
+                return 0.0
+            entry = self._entry(instance, level, seed)
+            score = float(self._dataset(level, seed).score_answer(answer, entry))
+        except Exception:  # a verifier never raises: malformed input scores 0
+            return 0.0
+        if not math.isfinite(score):
+            return 0.0
+        return min(1.0, max(0.0, score))
+
+    def _entry(self, instance: dict[str, Any], level: int, seed: int) -> dict[str, Any]:
+        """The entry ``score_answer`` sees: the instance's own copy when it is exact, else the
+        regenerated original (unless that differs from what was asked: then the copy, best effort).
+        Always a deep copy, so a ``score_answer`` that modifies its entry changes nothing."""
+        copied = {
+            "question": instance["question"],
+            "answer": instance.get("answer"),
+            "metadata": instance.get("metadata", {}),
+        }
+        if instance.get("rg_exact") is True:
+            return copy.deepcopy(copied)
+        original = self._item(level, seed)
+        if original.get("question") != instance["question"]:
+            return copy.deepcopy(copied)
+        return copy.deepcopy(original)
+
+
+def _fields(config: Any) -> dict[str, Any]:
+    """A configuration dataclass's fields (shallow: nested values are converted by _json_safe)."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+    return dict(vars(config))
+
+
+# -- module source ------------------------------------------------------------------------------------
+def _class_name(task: str) -> str:
+    return "Rg" + "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", task) if part)
+
+
+def _env_name(task: str) -> str:
+    name = "rg_" + re.sub(r"[^a-z0-9_]+", "_", task.lower()).strip("_")
+    name = name[:64]
+    if not NAME_PATTERN.match(name):
+        raise AdapterError(f"cannot derive an environment name from reasoning-gym task {task!r}")
+    return name
+
+
+def _summary(task: str) -> str:
+    """First paragraph of the dataset class's docstring, one line."""
+    datasets, _curricula = _registry()
+    doc = datasets[task][0].__doc__ or ""
+    first = doc.strip().split("\n\n")[0]
+    return " ".join(first.split())[:300]
+
+
+def adapter_source(task: str) -> str:
+    """Source text of a module defining the wrapper of reasoning-gym task ``task``.
+
+    Accepts ``rg:<task>`` as well. Raises AdapterError for an unknown task (with close matches) or
+    when reasoning-gym is not installed."""
+    if task.startswith("rg:"):
+        task = task[3:]
+    task = _check_task(task)
+    levels = level_count(task)
+    summary = _summary(task) or f"The reasoning-gym task {task}."
+    curriculum_levels = _curriculum_levels(task)
+    valid = _valid_levels(task)
+    if curriculum_levels == 0:
+        level_note = "No curriculum: one difficulty level with reasoning-gym's default configuration."
+    elif valid == 0:
+        level_note = (
+            "The lowest level of its curriculum does not validate, so there is one difficulty level "
+            "with reasoning-gym's default configuration."
+        )
+    elif valid < curriculum_levels:
+        level_note = (
+            f"Difficulty d is curriculum level d - 1; only the first {valid} of its {curriculum_levels} "
+            "levels have a configuration that validates."
+        )
+    else:
+        level_note = f"Difficulty d is curriculum level d - 1 (of {curriculum_levels})."
+    body = textwrap.fill(
+        f"reasoning-gym {reasoning_gym_version()} task {task!r}, wrapped by resyn.adapters.reasoning_gym. "
+        + level_note,
+        width=96,
+        break_on_hyphens=False,
+        initial_indent="    ",
+        subsequent_indent="    ",
+    )
+    doc = f"{summary}\n\n{body}\n    "
+    return (
+        f'"""reasoning-gym task {task!r} as a resyn environment (generated by resyn.adapters.reasoning_gym)."""\n'
+        "\n"
+        "from resyn.adapters.reasoning_gym import ReasoningGymTask\n"
+        "\n"
+        "\n"
+        f"class {_class_name(task)}(ReasoningGymTask):\n"
+        f"    {_docstring_literal(doc)}\n"
+        "\n"
+        f"    task = {json.dumps(task)}\n"
+        f"    name = {json.dumps(_env_name(task))}\n"
+        f"    max_difficulty = {levels}\n"
+    )
+
+
+def _docstring_literal(text: str) -> str:
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return f'"""{text}"""'
