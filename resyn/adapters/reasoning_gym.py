@@ -30,6 +30,7 @@ the module, so the ~3 s import is paid within the load deadline rather than by t
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import datetime
@@ -67,7 +68,8 @@ RESEEDABLE = frozenset({"n_queens", "word_ladder"})
 
 _INSTALL_HINT = "reasoning-gym is not installed: pip install 'resyn[reasoning-gym]'"
 _SEED_BOUND = 2**31  # numpy's legacy seeding wants < 2**32; reasoning-gym adds item indices
-_CACHE_SIZE = 64
+_CACHE_SIZE = 1024
+_ENTRY_KEYS = frozenset({"question", "answer", "metadata"})
 _MAX_DEPTH = 60
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -247,9 +249,64 @@ def _key_text(key: Any) -> str:
     return safe if isinstance(safe, str) else json.dumps(safe, sort_keys=True)
 
 
+# -- lossless typed copies -----------------------------------------------------------------------------
+#: Tags of the typed encoding: a JSON object with exactly one of these keys stands for the value.
+_TAGS = frozenset({"$tuple", "$set", "$frozenset", "$dict", "$float"})
+
+
+class _NotEncodable(Exception):
+    """The value holds something the typed encoding cannot restore exactly (numpy, objects...)."""
+
+
+def _encode(value: Any, depth: int = 0) -> Any:
+    """A JSON value from which :func:`_decode` rebuilds ``value`` exactly, type for type.
+
+    Covers what reasoning-gym metadata holds besides plain JSON: tuples, sets, non-string dict keys
+    and non-finite floats. Anything else raises _NotEncodable (the entry is regenerated instead)."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str or kind is int:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else {"$float": repr(value)}
+    if depth >= _MAX_DEPTH:
+        raise _NotEncodable("too deep")
+    if kind is list:
+        return [_encode(item, depth + 1) for item in value]
+    if kind is tuple:
+        return {"$tuple": [_encode(item, depth + 1) for item in value]}
+    if kind is set or kind is frozenset:
+        items = sorted((_encode(item, depth + 1) for item in value), key=_sort_key)
+        return {"$set" if kind is set else "$frozenset": items}
+    if kind is dict:
+        if all(type(key) is str for key in value) and not (len(value) == 1 and set(value) <= _TAGS):
+            return {key: _encode(item, depth + 1) for key, item in value.items()}
+        return {"$dict": [[_encode(key, depth + 1), _encode(item, depth + 1)] for key, item in value.items()]}
+    raise _NotEncodable(f"{kind.__module__}.{kind.__qualname__}")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1 and set(value) <= _TAGS:
+        ((tag, inner),) = value.items()
+        if tag == "$float":
+            return float(inner)
+        if tag == "$dict":
+            return {_decode(key): _decode(item) for key, item in inner}
+        items = [_decode(item) for item in inner]
+        return {"$tuple": tuple, "$set": set, "$frozenset": frozenset}[tag](items)
+    return {key: _decode(item) for key, item in value.items()}
+
+
+def _sort_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
 # -- the environment -----------------------------------------------------------------------------------
 class _LRU:
-    """A small least-recently-used cache (datasets and items can be large)."""
+    """A small least-recently-used cache."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -284,70 +341,80 @@ class ReasoningGymTask(Environment):
         self._dataset_cls: Any = datasets[self.task][0]
         # Level 0 = configuration defaults, for tasks without a (usable) curriculum.
         self._curriculum = self.task in curricula and _valid_levels(self.task) > 0
-        self._datasets = _LRU(_CACHE_SIZE)
-        self._items = _LRU(_CACHE_SIZE)
-        self._prototypes: dict[int, Any] = {}
+        self._scorers: dict[int, Any] = {}  # level -> a dataset of that level (seed 0)
+        self._regenerated = _LRU(_CACHE_SIZE)  # (level, seed) -> original item, for verify
 
     # -- building ------------------------------------------------------------------------------------
-    def _rg_level(self, difficulty: int) -> int:
+    def _rg_level(self, difficulty: Any) -> int:
         if type(difficulty) is not int or not 1 <= difficulty <= self.max_difficulty:
             raise ValueError(f"difficulty must be an int in 1..{self.max_difficulty}, got {difficulty!r}")
         return difficulty if self._curriculum else 0
 
-    def _dataset(self, level: int, seed: int) -> Any:
-        """The size-1 dataset of ``(level, seed)`` (``level`` as returned by :meth:`_rg_level`)."""
-        key = (level, seed)
-        dataset = self._datasets.get(key)
-        if dataset is None:
-            if self.task in RESEEDABLE:
-                prototype = self._prototypes.get(level)
-                if prototype is None:
-                    prototype = self._prototypes[level] = self._dataset_cls(
-                        config=_config(self.task, level, 0)
-                    )
-                dataset = copy.copy(prototype)
-                dataset.config = dataclasses.replace(prototype.config, seed=seed)
-                dataset.seed = seed
-            else:
-                dataset = self._dataset_cls(config=_config(self.task, level, seed))
-            self._datasets.put(key, dataset)
-        return dataset
+    def _scorer(self, level: int) -> Any:
+        """A dataset of ``level``: its configuration, not its seed, matters to ``score_answer``.
+        For RESEEDABLE tasks it is also the prototype that :meth:`_build` re-seeds."""
+        scorer = self._scorers.get(level)
+        if scorer is None:
+            scorer = self._scorers[level] = self._dataset_cls(config=_config(self.task, level, 0))
+        return scorer
 
-    def _item(self, level: int, seed: int) -> dict[str, Any]:
-        """Item 0 of the ``(level, seed)`` dataset, cached (callers must not modify it)."""
+    def _build(self, level: int, seed: int) -> Any:
+        """The size-1 dataset of ``(level, seed)``, built afresh (no cache: a task whose items
+        drift within one process must be caught by the determinism check, not hidden by a cache)."""
+        if self.task in RESEEDABLE:
+            prototype = self._scorer(level)
+            dataset = copy.copy(prototype)
+            dataset.config = dataclasses.replace(prototype.config, seed=seed)
+            dataset.seed = seed
+            return dataset
+        return self._dataset_cls(config=_config(self.task, level, seed))
+
+    def _original(self, level: int, seed: int) -> dict[str, Any]:
+        """Item 0 of the ``(level, seed)`` dataset, regenerated (cached; callers must not modify it)."""
         key = (level, seed)
-        item: dict[str, Any] | None = self._items.get(key)
+        item: dict[str, Any] | None = self._regenerated.get(key)
         if item is None:
-            produced = self._dataset(level, seed)[0]
-            if not isinstance(produced, dict):
-                raise TypeError(f"reasoning-gym returned a {type(produced).__name__} item, not a dict")
-            item = produced
-            self._items.put(key, item)
+            item = self._item(self._build(level, seed))
+            self._regenerated.put(key, item)
+        return item
+
+    @staticmethod
+    def _item(dataset: Any) -> dict[str, Any]:
+        item = dataset[0]
+        if not isinstance(item, dict):
+            raise TypeError(f"reasoning-gym returned a {type(item).__name__} item, not a dict")
+        if not isinstance(item.get("question"), str):
+            raise TypeError(
+                f"reasoning-gym returned a {type(item.get('question')).__name__} question, not str"
+            )
         return item
 
     # -- the Environment contract ----------------------------------------------------------------------
     def generate(self, rng: random.Random, difficulty: int) -> dict[str, Any]:
         level = self._rg_level(difficulty)
         seed = rng.randrange(_SEED_BOUND)
-        item = self._item(level, seed)
-        question = item.get("question")
-        if not isinstance(question, str):
-            raise TypeError(f"reasoning-gym returned a {type(question).__name__} question, not str")
-        answer = item.get("answer")
-        answer_safe, answer_exact = _json_safe(answer)
+        dataset = self._build(level, seed)
+        item = self._item(dataset)
+        answer, answer_exact = _json_safe(item.get("answer"))
         metadata, metadata_exact = _json_safe(item.get("metadata", {}))
-        config = _json_safe(_fields(self._dataset(level, seed).config))[0]
-        extra_keys = set(item) - {"question", "answer", "metadata"}
-        return {
-            "question": question,
-            "answer": answer_safe,
+        exact = answer_exact and metadata_exact and "metadata" in item and set(item) <= _ENTRY_KEYS
+        instance: dict[str, Any] = {
+            "question": item["question"],
+            "answer": answer,
             "metadata": metadata,
             "level": difficulty,
             "rg_task": self.task,
             "rg_seed": seed,
-            "rg_config": config,
-            "rg_exact": answer_exact and metadata_exact and "metadata" in item and not extra_keys,
+            "rg_config": _json_safe(_fields(dataset.config))[0],
+            "rg_exact": exact,
         }
+        if not exact:
+            # Otherwise (numpy values, objects) verify regenerates the item from (task, level, rg_seed).
+            with contextlib.suppress(_NotEncodable):
+                instance["rg_typed"] = {
+                    key: _encode(value) for key, value in item.items() if key != "question"
+                }
+        return instance
 
     def question(self, instance: dict[str, Any]) -> str:
         return str(instance["question"])
@@ -367,27 +434,37 @@ class ReasoningGymTask(Environment):
             if type(seed) is not int or instance.get("rg_task", self.task) != self.task:
                 return 0.0
             entry = self._entry(instance, level, seed)
-            score = float(self._dataset(level, seed).score_answer(answer, entry))
-        except Exception:  # a verifier never raises: malformed input scores 0
+            score = float(self._scorer(level).score_answer(answer, entry))
+        except Exception:  # a verifier never raises: anything malformed scores 0
             return 0.0
         if not math.isfinite(score):
             return 0.0
         return min(1.0, max(0.0, score))
 
     def _entry(self, instance: dict[str, Any], level: int, seed: int) -> dict[str, Any]:
-        """The entry ``score_answer`` sees: the instance's own copy when it is exact, else the
-        regenerated original (unless that differs from what was asked: then the copy, best effort).
-        Always a deep copy, so a ``score_answer`` that modifies its entry changes nothing."""
-        copied = {
+        """The entry ``score_answer`` sees, always a fresh object (a ``score_answer`` that modifies
+        its entry changes neither the instance nor a cache):
+
+        * the instance's own copy when it is exact (``rg_exact``);
+        * else its typed copy (``rg_typed``), which restores tuples, sets and non-string keys;
+        * else the item regenerated from ``(task, level, rg_seed)``, unless its question differs
+          from the instance's (a task that is not reproducible): then the plain copy, best effort.
+        """
+        plain = {
             "question": instance["question"],
             "answer": instance.get("answer"),
             "metadata": instance.get("metadata", {}),
         }
         if instance.get("rg_exact") is True:
-            return copy.deepcopy(copied)
-        original = self._item(level, seed)
-        if original.get("question") != instance["question"]:
-            return copy.deepcopy(copied)
+            return copy.deepcopy(plain)
+        typed = instance.get("rg_typed")
+        if isinstance(typed, dict):
+            entry = {key: _decode(value) for key, value in typed.items()}
+            entry["question"] = instance["question"]
+            return entry
+        original = self._original(level, seed)
+        if original["question"] != instance["question"]:
+            return copy.deepcopy(plain)
         return copy.deepcopy(original)
 
 

@@ -15,11 +15,19 @@ class CheckConfig(BaseModel):
     """Instances generated per difficulty level for reliability, diversity and difficulty
     statistics: enough that a 5% failure rate shows up and distinct-question ratios are stable."""
 
+    pilot_seeds_per_level: int = Field(8, ge=1)
+    """Seeds per level drawn first; if their p95 generation time is already over the limit the
+    sweep stops there, so a slow generator is rejected in seconds rather than minutes."""
+
+    sweep_budget_s: float = Field(60.0, gt=0)
+    """Wall-time budget for the rest of the sweep; when spent, later levels are sampled no further
+    (reported as a timing warning)."""
+
     probe_instances_per_level: int = Field(20, ge=2)
     """Instances per level that receive the negative probes; 20 per level gives ≥ 60 trials for
     each pooled rate, enough to tell 10% from 50%."""
 
-    determinism_seeds_per_level: int = Field(8, ge=1)
+    determinism_seeds_per_level: int = Field(4, ge=1)
     """Instances per level regenerated in a second fresh worker with another PYTHONHASHSEED."""
 
     max_levels: int = Field(20, ge=1)

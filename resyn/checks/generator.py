@@ -103,26 +103,29 @@ def json_roundtrip(samples: list[Sample], gold_scores: dict[int, float], config:
     )
 
 
-def determinism(first: list[Sample], fresh: list[Sample], again: list[Sample]) -> CheckResult:
-    """``first`` from worker A, ``fresh`` the same keys in worker B (other PYTHONHASHSEED),
-    ``again`` the same keys once more in worker A (state kept between calls)."""
+def determinism(
+    first_fresh: list[Sample], fresh: list[Sample], first_again: list[Sample], again: list[Sample]
+) -> CheckResult:
+    """``fresh``: keys regenerated in worker B (another PYTHONHASHSEED); ``again``: keys generated
+    once more in worker A (state kept between calls). ``first_*``: the sweep's samples of the
+    same keys, in the same order."""
     evidence: list[Evidence] = []
     compared = 0
-    for label, others in (
-        ("a second fresh process with another PYTHONHASHSEED", fresh),
-        ("the same process on a second call", again),
-    ):
-        for a, b in zip(first, others, strict=True):
+    comparisons = (
+        ("a second fresh process with another PYTHONHASHSEED", first_fresh, fresh),
+        ("the same process on a second call", first_again, again),
+    )
+    for label, firsts, others in comparisons:
+        for a, b in zip(firsts, others, strict=True):
             if not (a.ok and b.ok):
                 continue
             compared += 1
             ja, jb = _canonical(a), _canonical(b)
             if ja != jb or a.question != b.question:
                 what = "instance" if ja != jb else "question"
+                left, right = (ja, jb) if ja != jb else (a.question, b.question)
                 evidence.append(
-                    a.evidence(
-                        f"{what} differs in {label}: {clip(_first_difference(ja if ja != jb else a.question, jb if ja != jb else b.question), 300)}"
-                    )
+                    a.evidence(f"{what} differs in {label}: {clip(_first_difference(left, right), 300)}")
                 )
                 break
     metrics = {"compared": float(compared)}

@@ -28,8 +28,9 @@ class SandboxConfig(BaseModel):
     open_files: int = Field(64, ge=16)
     """RLIMIT_NOFILE of a worker."""
 
-    max_processes: int = Field(512, ge=8)
-    """RLIMIT_NPROC backstop (enforced for the unprivileged uid; seccomp already denies fork)."""
+    max_processes: int = Field(64, ge=8)
+    """RLIMIT_NPROC: processes and threads of the worker's uid (its own uid per worker, so this
+    bounds one worker's threads; seccomp already denies fork)."""
 
     tmpfs_mb: int = Field(64, ge=1)
     """Size of each of the worker's private tmpfs mounts, /tmp and /scratch (host memory)."""

@@ -4,10 +4,13 @@ Tiers, strongest first (measurements and pitfalls behind them: ``shared/referenc
 
 ``bwrap-root``
     The launcher is root: bubblewrap creates PID, network, IPC, UTS and mount namespaces as real
-    root (no user namespace), then ``setpriv`` drops to the real uid/gid 65534 with every
+    root (no user namespace), then ``setpriv`` drops to an unprivileged uid/gid with every
     capability and the bounding set cleared and ``no_new_privs`` set, before Python starts. The
-    worker is an ordinary unprivileged user to the host kernel: RLIMIT_NPROC applies, root-owned
-    files stay closed, outside processes cannot be signalled.
+    worker is an ordinary unprivileged user to the host kernel: root-owned files stay closed,
+    outside processes cannot be signalled. Each worker gets its own uid, drawn at random from a
+    range no real account uses, because RLIMIT_NPROC counts all processes and threads of a uid:
+    with one shared uid (e.g. 65534) one module could exhaust it and stop every other worker
+    from starting threads.
 ``bwrap-userns``
     The launcher is not root: bubblewrap in an unprivileged user namespace, uid 65534 inside
     (mapped to the launcher's uid outside), all capabilities dropped.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -36,7 +40,11 @@ from resyn.sandbox import seccomp
 
 log = logging.getLogger("resyn.sandbox")
 
+#: The uid inside an unprivileged user namespace (``bwrap-userns``), mapped to the launcher's.
 SANDBOX_UID = 65534
+#: ``bwrap-root`` workers run as a random uid from this range (2e9 .. 2.1e9: far above the
+#: ranges distributions allocate to users, systemd's dynamic users and container sub-uids).
+WORKER_UID_RANGE = (2_000_000_000, 2_100_000_000)
 SCRATCH_INSIDE = "/scratch"
 
 
@@ -58,7 +66,8 @@ class Isolation:
     def describe(self) -> str:
         if not self.sandboxed:
             return "none (unsafe: no namespaces, no seccomp; trusted code only)"
-        parts = ["bubblewrap pid/net/ipc/mount namespaces", f"uid {SANDBOX_UID}", "rlimits"]
+        who = "a fresh unprivileged uid per worker" if self.tier == "bwrap-root" else f"uid {SANDBOX_UID}"
+        parts = ["bubblewrap pid/net/ipc/mount namespaces", who, "rlimits"]
         parts.append("seccomp" if self.seccomp else "NO seccomp (install libseccomp2)")
         return f"{self.tier}: " + ", ".join(parts)
 
@@ -82,7 +91,12 @@ def readonly_paths() -> list[Path]:
     return paths
 
 
-def bwrap_argv(isolation: Isolation, tmpfs_mb: int, hash_seed: int) -> list[str]:
+def worker_uid() -> int:
+    """A fresh unprivileged uid for one ``bwrap-root`` worker."""
+    return secrets.SystemRandom().randrange(*WORKER_UID_RANGE)
+
+
+def bwrap_argv(isolation: Isolation, tmpfs_mb: int, hash_seed: int, uid: int = SANDBOX_UID) -> list[str]:
     """The bubblewrap (and setpriv) prefix that puts a command inside the sandbox.
 
     The worker's writable places, ``/tmp`` and its scratch dir ``/scratch``, are size-capped
@@ -121,7 +135,7 @@ def bwrap_argv(isolation: Isolation, tmpfs_mb: int, hash_seed: int) -> list[str]
         argv += [
             "--",
             isolation.setpriv,
-            f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+            f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
         ]  # fmt: skip
     else:

@@ -25,7 +25,7 @@ from typing import Any
 
 from resyn.sandbox import protocol
 from resyn.sandbox.config import SandboxConfig
-from resyn.sandbox.isolation import Isolation, bwrap_argv, worker_environment
+from resyn.sandbox.isolation import Isolation, bwrap_argv, worker_environment, worker_uid
 
 _BOOT = "import sys;sys.path.insert(0,sys.argv[2]);from resyn.sandbox.worker import main;main(sys.argv[1])"
 _STDERR_LOG = "worker-stderr.log"
@@ -71,7 +71,7 @@ class WorkerProcess:
         package_parent = str(Path(__file__).resolve().parents[2])
         command = [sys.executable, "-s", "-P", "-B", "-c", _BOOT, json.dumps(settings), package_parent]
         if isolation.sandboxed:
-            argv = bwrap_argv(isolation, config.tmpfs_mb, hash_seed) + command
+            argv = bwrap_argv(isolation, config.tmpfs_mb, hash_seed, worker_uid()) + command
             env: dict[str, str] = {}  # bwrap's own /proc/1/environ must hold nothing either
             cwd = None
         else:
@@ -138,26 +138,31 @@ class WorkerProcess:
         data = protocol.encode({"id": request_id, "op": op, **payload})
         deadline = time.monotonic() + first_deadline_s
         self._write_all(data, deadline)
+        received = 0
         while True:
             frame = self._read_frame(deadline, op)
             if not isinstance(frame, dict) or frame.get("id") != request_id:
                 self._fail("protocol", f"reply out of sequence: {str(frame)[:200]}")
             results = frame.get("results")
+            progressed = False
             if results is not None:
-                start = frame.get("start")
+                # Frames must continue exactly where the last one stopped: a module that forges
+                # frames can neither overwrite earlier items nor stall forever on empty ones.
                 if (
                     not isinstance(results, list)
-                    or type(start) is not int
-                    or start < 0
-                    or start + len(results) > expected_items
+                    or frame.get("start") != received
+                    or received + len(results) > expected_items
                 ):
                     self._fail("protocol", "malformed batch frame")
                 if on_results is not None:
-                    on_results(start, results)
+                    on_results(received, results)
+                progressed = bool(results)
+                received += len(results)
             if frame.get("done") is True:
                 reply: dict[str, Any] = frame
                 return reply
-            deadline = time.monotonic() + progress_deadline_s
+            if progressed:  # only real progress earns a new deadline
+                deadline = time.monotonic() + progress_deadline_s
 
     # -- plumbing --------------------------------------------------------------------------------
     def _write_all(self, data: bytes, deadline: float) -> None:
