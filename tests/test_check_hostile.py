@@ -18,7 +18,7 @@ from tests.hostile_helpers import PLACEHOLDERS, ProcessWatch, fixture_names, ren
 QUICK = CheckConfig(seeds_per_level=6, probe_instances_per_level=2, determinism_seeds_per_level=1,
                     long_answer_chars=2000)  # fmt: skip
 TIGHT = SandboxConfig(item_timeout_s=1.0, call_overhead_s=1.0, load_timeout_s=3.0, start_timeout_s=10.0,
-                      isolated_retries=0, memory_mb=1024)  # fmt: skip
+                      worker_failures_per_call=1, memory_mb=1024)  # fmt: skip
 
 
 def _free_port() -> int:

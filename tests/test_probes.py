@@ -24,7 +24,7 @@ def test_mutations_are_format_preserving_and_different() -> None:
             assert answer.strip() != gold.strip(), (kind, gold)
     kinds = dict(probes.mutations("5 9 2", rng))
     assert sorted(kinds["items_swapped"].split()) == ["2", "5", "9"]
-    assert len(kinds["item_dropped"].split()) == 2 and len(kinds["item_duplicated"].split()) == 4
+    assert len(kinds["item_dropped"].split()) == 2 and "item_duplicated" not in kinds
     assert "bit_flipped" in dict(probes.mutations("0 1 1 0", rng))
 
 

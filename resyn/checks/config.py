@@ -85,9 +85,10 @@ class CheckConfig(BaseModel):
     """A gold answer leaks when it appears as a whole token in its own question this much more
     often than another instance's gold appears in it (chance level)."""
 
-    leak_min_gold_chars: int = Field(3, ge=1)
-    """Shorter golds that appear in the question are only a warning: selection tasks (the
-    largest of these numbers) legitimately quote their answer."""
+    leak_min_gold_chars: int = Field(12, ge=1)
+    """A gold that is one token shorter than this and appears in its question is only a warning:
+    selection and retrieval tasks (the largest of these numbers, the name hidden in this text)
+    legitimately quote their answer. Golds with several tokens, or longer ones, fail."""
 
     max_labelled_leak: float = Field(0.2, ge=0, le=1)
     """Share of questions where the gold follows a word like 'answer' or 'solution'."""

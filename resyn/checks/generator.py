@@ -206,6 +206,10 @@ def _features(sample: Sample) -> dict[str, float]:
         "number_magnitude": magnitude,
         "gold_chars": float(len(sample.gold or "")),
         "distinct_question_tokens": float(len(set(sample.question.split()))),
+        # Same size, different content (more blanks in a puzzle grid, fewer givens):
+        "question_digits": float(sum(c.isdigit() for c in sample.question)),
+        "question_letters": float(sum(c.isalpha() for c in sample.question)),
+        "question_symbols": float(sum(not c.isalnum() and not c.isspace() for c in sample.question)),
     }
 
 

@@ -100,10 +100,10 @@ def mutations(gold: str, rng: random.Random) -> list[tuple[str, str]]:
             swapped = list(items)
             swapped[a], swapped[b] = swapped[b], swapped[a]
             out.append(("items_swapped", _join(swapped, separators)))
+        # Dropping an item is wrong for lists, sets and mappings alike; duplicating one is not
+        # (a verifier that parses "A=1, A=1, B=2" into a mapping is right to accept it).
         drop = rng.randrange(len(items))
         out.append(("item_dropped", _join(items[:drop] + items[drop + 1 :], separators)))
-        dup = rng.randrange(len(items))
-        out.append(("item_duplicated", _join(items[: dup + 1] + items[dup:], [*separators, separators[-1]])))
     stripped = gold.strip()
     return [(kind, text) for kind, text in out if text.strip() != stripped]
 

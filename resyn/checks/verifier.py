@@ -409,6 +409,7 @@ def _long(samples: list[Sample], outcomes: list[Outcome], config: CheckConfig) -
 
 
 _LABEL = r"(?:answer|solution|result|output)\W{0,20}"
+_STRUCTURED = re.compile(r"[\s,;|]")
 
 
 def leak(samples: list[Sample], config: CheckConfig) -> CheckResult:
@@ -461,10 +462,13 @@ def leak(samples: list[Sample], config: CheckConfig) -> CheckResult:
             evidence=[s.evidence("gold answer appears in the question") for s in labelled_examples[:2]],
         )
     if own_rate - cross_rate >= config.leak_min_excess:
+        # A single short token (a name, a colour, a number) in its own question is what selection
+        # and retrieval tasks look like; a structured or long gold found verbatim is a leak.
+        structured = sum(bool(_STRUCTURED.search((s.gold or "").strip())) for s in with_gold) * 2 > n
         long_golds = (
             statistics.median(len((s.gold or "").strip()) for s in with_gold) >= config.leak_min_gold_chars
         )
-        status = "fail" if long_golds else "warn"
+        status = "fail" if structured or long_golds else "warn"
         return CheckResult(
             name="leak",
             status=status,
@@ -473,8 +477,8 @@ def leak(samples: list[Sample], config: CheckConfig) -> CheckResult:
             f"(another instance's gold: {cross_rate:.0%})"
             + (
                 ""
-                if long_golds
-                else "; short answers, so only a warning (selection tasks quote their answer)"
+                if status == "fail"
+                else "; single short answers, so only a warning (selection tasks quote their answer)"
             ),
             evidence=[s.evidence("gold answer appears in the question") for s in examples[:2]],
         )

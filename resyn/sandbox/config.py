@@ -61,9 +61,10 @@ class SandboxConfig(BaseModel):
     """Where the parent keeps each worker's stderr log (default: the system temp dir); also the
     working dir of unsandboxed workers."""
 
-    isolated_retries: int = Field(2, ge=0)
-    """After a batch kills its worker, items are retried one by one; after this many consecutive
-    single-item failures of the same kind the rest of the batch fails with that reason."""
+    worker_failures_per_call: int = Field(3, ge=1)
+    """When a batch kills its worker, its unfinished items are retried one by one to find the item
+    responsible. Each such failure costs a deadline and a respawn; after this many in one call,
+    the call's remaining items fail at once with the last reason ("not run: ...")."""
 
     @property
     def max_frame_bytes(self) -> int:

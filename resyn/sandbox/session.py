@@ -272,9 +272,10 @@ class Sandbox:
             list(range(i, min(i + batch_size, len(items)))) for i in range(0, len(items), max(1, batch_size))
         ]
         timeout = timeout_s if timeout_s is not None else self.config.item_timeout_s
+        budget = _FailureBudget(self.config.worker_failures_per_call)
         if len(self._slots) == 1 or len(chunks) <= 1:
             for chunk in chunks:
-                self._run_chunk(0, op, items, chunk, make_payload, timeout, results)
+                self._run_chunk(0, op, items, chunk, make_payload, timeout, results, budget)
         else:
             free: queue.Queue[int] = queue.Queue()
             for slot in range(len(self._slots)):
@@ -283,7 +284,7 @@ class Sandbox:
             def run(chunk: list[int]) -> None:
                 slot = free.get()
                 try:
-                    self._run_chunk(slot, op, items, chunk, make_payload, timeout, results)
+                    self._run_chunk(slot, op, items, chunk, make_payload, timeout, results, budget)
                 finally:
                     free.put(slot)
 
@@ -301,36 +302,36 @@ class Sandbox:
         make_payload: Callable[[list[Any]], dict[str, Any]],
         timeout: float,
         results: list[ItemResult | None],
+        budget: _FailureBudget,
     ) -> None:
-        worker_failures = 0
         pending = chunk
         while pending:
+            if budget.exhausted():
+                _fill(results, pending, budget.not_run())
+                return
             failure = self._attempt(slot, op, items, pending, make_payload, timeout, results)
             if failure is None:
                 return
             if isinstance(failure, _LoadFailed):
                 _fill(results, pending, failure.error())
                 return
+            budget.spend(failure)
             remaining = [i for i in pending if results[i] is None]
             pending = []
             # Find the item responsible: run the unfinished items one at a time until one fails,
             # then resume batching after it.
             for position, index in enumerate(remaining):
+                if budget.exhausted():
+                    _fill(results, remaining[position:], budget.not_run())
+                    return
                 single = self._attempt(slot, op, items, [index], make_payload, timeout, results)
                 if single is None:
                     continue
                 if isinstance(single, _LoadFailed):
                     _fill(results, remaining[position:], single.error())
                     return
-                worker_failures += 1
                 results[index] = _failed(single.kind, single.message)
-                if worker_failures > self.config.isolated_retries:
-                    note = (
-                        f"not run: {worker_failures} earlier items of this batch failed the same way "
-                        f"({single.message})"
-                    )
-                    _fill(results, remaining[position + 1 :], (single.kind, note))
-                    return
+                budget.spend(single)
                 pending = remaining[position + 1 :]
                 break
 
@@ -372,6 +373,30 @@ class Sandbox:
                 if results[index] is None:
                     results[index] = _failed(*_split(message))
         return None
+
+
+class _FailureBudget:
+    """Worker-killing failures allowed in one call, across all its chunks and threads. Each costs a
+    deadline and a respawn; a module that hangs on most items must not cost that per item."""
+
+    def __init__(self, allowed: int) -> None:
+        self.allowed = allowed
+        self.spent = 0
+        self.last: WorkerFailure | None = None
+        self._lock = threading.Lock()
+
+    def spend(self, failure: WorkerFailure) -> None:
+        with self._lock:
+            self.spent += 1
+            self.last = failure
+
+    def exhausted(self) -> bool:
+        return self.spent >= self.allowed
+
+    def not_run(self) -> tuple[str, str]:
+        last = self.last
+        kind, message = (last.kind, last.message) if last else ("timeout", "worker failures")
+        return kind, f"not run: {self.spent} earlier items of this call failed the same way ({message})"
 
 
 class _LoadFailed(Exception):
