@@ -1,0 +1,192 @@
+"""``anthropic/<model>``: the Messages API through the official ``anthropic`` SDK.
+
+``base_url`` overrides ``ANTHROPIC_BASE_URL``, which overrides the official endpoint;
+``ANTHROPIC_API_KEY`` is required for the official endpoint (a compatible proxy on another URL gets
+a dummy key). The key is always passed explicitly, so the SDK never goes looking for profiles on
+disk. Structured output is a single tool whose ``input_schema`` is the schema, forced with
+``tool_choice``; its input is the answer. ``temperature`` travels in the request body (the SDK no
+longer lists it) and only when the request sets one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import anthropic
+from anthropic import AsyncAnthropic
+from anthropic.types import Message
+
+from resyn.errors import ResynError
+from resyn.llm.base import Completion, Model
+from resyn.llm.errors import ProviderError
+from resyn.llm.guard import check_endpoint
+from resyn.llm.models import FinishReason, LLMRequest, LLMSettings
+from resyn.llm.recording import Recorder
+from resyn.llm.retry import TransientFault, retry_after_seconds
+from resyn.llm.structured import one_line
+
+OFFICIAL_URL = "https://api.anthropic.com"
+LOCAL_DUMMY_KEY = "resyn-local"
+
+_FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_use",
+    "refusal": "refusal",
+}
+
+_STATUS_FIX = {
+    400: "the request was rejected: check the model's parameters (max_tokens, temperature, schema)",
+    401: "the key was refused: check ANTHROPIC_API_KEY",
+    403: "the key may not use this model: check its permissions",
+    404: "not found: check the model name and the base URL",
+    413: "the prompt is too large: shorten it",
+}
+
+
+def _is_official(url: str) -> bool:
+    return url.rstrip("/").startswith(OFFICIAL_URL)
+
+
+class AnthropicModel(Model):
+    provider = "anthropic"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        settings: LLMSettings | None = None,
+        recorder: Recorder | None = None,
+    ):
+        super().__init__(name, settings=settings, recorder=recorder)
+        self.base_url = base_url
+        self.api_key = api_key
+        self._client: AsyncAnthropic | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL calls go to: the argument, else ``ANTHROPIC_BASE_URL``, else Anthropic's."""
+        return self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or OFFICIAL_URL
+
+    def _new_loop(self) -> None:
+        self._client = None
+
+    def _prepare(self) -> None:
+        if self._client is not None:
+            return
+        endpoint = self.endpoint
+        key = self.api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if not key:
+            if _is_official(endpoint):
+                raise ResynError(
+                    "ANTHROPIC_API_KEY is not set: export it, or use --base-url for a compatible local server"
+                )
+            key = LOCAL_DUMMY_KEY
+        check_endpoint(endpoint, self.spec)
+        self._client = AsyncAnthropic(
+            api_key=key, base_url=endpoint, max_retries=0, timeout=self.settings.timeout_s
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def request_body(self, request: LLMRequest) -> dict[str, Any]:
+        """The keyword arguments of ``messages.create`` for ``request``."""
+        body: dict[str, Any] = {
+            "model": self.name,
+            "max_tokens": request.max_tokens,
+            "messages": [{"role": m.role, "content": m.content} for m in request.conversation],
+        }
+        if request.system is not None:
+            body["system"] = request.system
+        if request.temperature is not None:
+            body["extra_body"] = {"temperature": request.temperature}
+        if request.output_schema is not None:
+            name = request.schema_name
+            body["tools"] = [
+                {
+                    "name": name,
+                    "description": "Give your answer by calling this tool; its input is the answer.",
+                    "input_schema": request.output_schema,
+                }
+            ]
+            body["tool_choice"] = {"type": "tool", "name": name}
+        return body
+
+    async def _attempt(self, request: LLMRequest) -> Completion:
+        self._prepare()
+        assert self._client is not None
+        try:
+            response: Message = await self._client.messages.create(**self.request_body(request))
+        except anthropic.RateLimitError as error:
+            raise TransientFault(
+                "HTTP 429 rate limited",
+                status_code=429,
+                retry_after=retry_after_seconds(error.response.headers),
+            ) from error
+        except anthropic.APITimeoutError as error:
+            raise TransientFault(f"no answer within {self.settings.timeout_s:g} s") from error
+        except anthropic.APIConnectionError as error:
+            cause = error.__cause__ or error
+            raise TransientFault(f"connection failed ({one_line(str(cause), 120)})") from error
+        except anthropic.APIStatusError as error:
+            status = error.status_code
+            if status >= 500 or status == 408:
+                raise TransientFault(f"HTTP {status} server error", status_code=status) from error
+            fix = _STATUS_FIX.get(status, "the provider refused the request")
+            message = error.api_message or error.message
+            raise ProviderError(
+                f"{self.spec}: HTTP {status} {one_line(message, 200)}: {fix}", status_code=status
+            ) from error
+        except (anthropic.APIResponseValidationError, json.JSONDecodeError) as error:
+            raise ProviderError(
+                f"{self.spec}: unreadable response from {self.endpoint} ({one_line(str(error), 120)}): "
+                "check that the base URL is an Anthropic-compatible server"
+            ) from error
+        return self._completion(request, response)
+
+    def _completion(self, request: LLMRequest, response: Message) -> Completion:
+        if not isinstance(response, Message):
+            raise ProviderError(
+                f"{self.spec}: response is not a message from {self.endpoint}: "
+                "check that the base URL is an Anthropic-compatible server"
+            )
+        texts: list[str] = []
+        decoded: Any = None
+        for block in response.content:
+            if block.type == "text":
+                texts.append(block.text)
+            elif block.type == "tool_use" and request.structured and block.name == request.schema_name:
+                decoded = block.input
+        raw_reason = response.stop_reason
+        finish: FinishReason = _FINISH.get(raw_reason, "other") if raw_reason else "other"
+        if decoded is not None:
+            text = json.dumps(decoded, ensure_ascii=False)
+            if finish == "tool_use":
+                finish = "stop"  # the forced tool call is the structured answer
+        else:
+            text = "".join(texts)  # no tool call: for a structured request the text is parsed instead
+        usage = response.usage
+        tokens_in = (
+            usage.input_tokens
+            + (usage.cache_creation_input_tokens or 0)
+            + (usage.cache_read_input_tokens or 0)
+        )
+        return Completion(
+            text=text,
+            finish_reason=finish,
+            raw_finish_reason=raw_reason,
+            tokens_in=tokens_in,
+            tokens_out=usage.output_tokens,
+            model=response.model or self.name,
+            raw=response.to_dict(mode="json", warnings=False),
+            decoded=decoded,
+        )

@@ -1,0 +1,170 @@
+"""``openai/<model>``: the Chat Completions API through the official ``openai`` SDK.
+
+Works with OpenAI itself and with any OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM
+Studio, …): ``base_url`` (``--base-url``) overrides ``OPENAI_BASE_URL``, which overrides the official
+endpoint. ``OPENAI_API_KEY`` is required for the official endpoint only; a local server gets a dummy
+key. Structured output uses ``response_format={"type": "json_schema", ...}``. Token limits are sent as
+``max_completion_tokens`` to the official endpoint and as ``max_tokens`` (which every compatible
+server understands) elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
+
+from resyn.errors import ResynError
+from resyn.llm.base import Completion, Model
+from resyn.llm.errors import ProviderError
+from resyn.llm.guard import check_endpoint
+from resyn.llm.models import FinishReason, LLMRequest, LLMSettings
+from resyn.llm.recording import Recorder
+from resyn.llm.retry import TransientFault, retry_after_seconds
+from resyn.llm.structured import one_line
+
+OFFICIAL_URL = "https://api.openai.com/v1"
+LOCAL_DUMMY_KEY = "resyn-local"
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "content_filter",
+}
+
+_STATUS_FIX = {
+    400: "the request was rejected: check the model's parameters (max_tokens, temperature, schema)",
+    401: "the key was refused: check OPENAI_API_KEY",
+    403: "the key may not use this model: check its permissions",
+    404: "not found: check the model name and the base URL",
+    413: "the prompt is too large: shorten it",
+    422: "the request was rejected: check the model's parameters",
+}
+
+
+def _is_official(url: str) -> bool:
+    return url.rstrip("/").startswith("https://api.openai.com")
+
+
+class OpenAIModel(Model):
+    provider = "openai"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        settings: LLMSettings | None = None,
+        recorder: Recorder | None = None,
+    ):
+        super().__init__(name, settings=settings, recorder=recorder)
+        self.base_url = base_url
+        self.api_key = api_key
+        self._client: AsyncOpenAI | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL calls go to: the argument, else ``OPENAI_BASE_URL``, else OpenAI's."""
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or OFFICIAL_URL
+
+    def _new_loop(self) -> None:
+        self._client = None
+
+    def _prepare(self) -> None:
+        if self._client is not None:
+            return
+        endpoint = self.endpoint
+        key = self.api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if _is_official(endpoint):
+                raise ResynError("OPENAI_API_KEY is not set: export it, or use --base-url for a local server")
+            key = LOCAL_DUMMY_KEY
+        check_endpoint(endpoint, self.spec)
+        self._client = AsyncOpenAI(
+            api_key=key, base_url=endpoint, max_retries=0, timeout=self.settings.timeout_s
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def request_body(self, request: LLMRequest) -> dict[str, Any]:
+        """The keyword arguments of ``chat.completions.create`` for ``request``."""
+        body: dict[str, Any] = {
+            "model": self.name,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        }
+        body["max_completion_tokens" if _is_official(self.endpoint) else "max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.output_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": request.schema_name, "schema": request.output_schema},
+            }
+        return body
+
+    async def _attempt(self, request: LLMRequest) -> Completion:
+        self._prepare()
+        assert self._client is not None
+        try:
+            response: ChatCompletion = await self._client.chat.completions.create(
+                **self.request_body(request)
+            )
+        except openai.RateLimitError as error:
+            raise TransientFault(
+                "HTTP 429 rate limited",
+                status_code=429,
+                retry_after=retry_after_seconds(error.response.headers),
+            ) from error
+        except openai.APITimeoutError as error:
+            raise TransientFault(f"no answer within {self.settings.timeout_s:g} s") from error
+        except openai.APIConnectionError as error:
+            cause = error.__cause__ or error
+            raise TransientFault(f"connection failed ({one_line(str(cause), 120)})") from error
+        except openai.APIStatusError as error:
+            status = error.status_code
+            if status >= 500 or status == 408:
+                raise TransientFault(f"HTTP {status} server error", status_code=status) from error
+            fix = _STATUS_FIX.get(status, "the provider refused the request")
+            raise ProviderError(
+                f"{self.spec}: HTTP {status} {one_line(error.message, 200)}: {fix}", status_code=status
+            ) from error
+        except (openai.APIResponseValidationError, json.JSONDecodeError) as error:
+            raise ProviderError(
+                f"{self.spec}: unreadable response from {self.endpoint} ({one_line(str(error), 120)}): "
+                "check that the base URL is an OpenAI-compatible server"
+            ) from error
+        return self._completion(response)
+
+    def _completion(self, response: ChatCompletion) -> Completion:
+        if not isinstance(response, ChatCompletion) or not response.choices:
+            raise ProviderError(
+                f"{self.spec}: response without choices from {self.endpoint}: "
+                "check that the base URL is an OpenAI-compatible server"
+            )
+        raw = response.to_dict(mode="json", warnings=False)
+        choice = response.choices[0]
+        raw_reason = choice.finish_reason
+        finish: FinishReason = _FINISH.get(raw_reason, "other") if raw_reason else "other"
+        text = choice.message.content
+        if text is None and choice.message.refusal:
+            text, finish = choice.message.refusal, "refusal"
+        usage = response.usage
+        return Completion(
+            text=text or "",
+            finish_reason=finish,
+            raw_finish_reason=raw_reason,
+            tokens_in=usage.prompt_tokens if usage else None,
+            tokens_out=usage.completion_tokens if usage else None,
+            model=response.model or self.name,
+            raw=raw,
+        )
