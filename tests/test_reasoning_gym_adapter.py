@@ -159,6 +159,7 @@ def test_verify_matches_score_answer_on_the_original_entry() -> None:
             task, seed=instance["rg_seed"], size=1, **_config_args(instance)
         )
         entry = dataset[0]
+        assert dataset.config == rg._config(task, 1, instance["rg_seed"])
         assert entry["question"] == instance["question"]
         answers = [env.solution(instance) or "", "wrong", "", "1"]
         for answer in answers:
@@ -177,13 +178,8 @@ def test_entry_modes_exact_typed_and_regenerated() -> None:
     assert exact["rg_exact"] is True and "rg_typed" not in exact
     typed = _roundtrip(_env("graph_color").generate(instance_rng(0, 1), 1))
     assert typed["rg_exact"] is False and "rg_typed" in typed
-    # codeio keeps numpy floats in its metadata: no typed copy, verify regenerates the item
-    codeio = _roundtrip(_env("codeio").generate(instance_rng(0, 1), 1))
-    assert codeio["rg_exact"] is False and "rg_typed" not in codeio
-
-    # The regeneration path, on a task whose items are reproducible (graph_color's colouring
-    # answers are checked against the metadata's edges, whose lists the typed copy turns back into
-    # tuples).
+    # Without a typed copy (metadata with numpy values or objects, e.g. some codeio items) verify
+    # regenerates the item from (task, level, rg_seed).
     regen = copy.deepcopy(typed)
     del regen["rg_typed"]
     fresh = _env("graph_color")
@@ -192,10 +188,20 @@ def test_entry_modes_exact_typed_and_regenerated() -> None:
     assert fresh.verify(regen, colouring) == 1.0
     assert (0, typed["rg_seed"]) not in fresh._regenerated.data
     assert fresh._regenerated.get((1, typed["rg_seed"]))["question"] == typed["question"]
-    # a regenerated question that differs from the instance's: the plain copy is used instead
+    # a regenerated item that differs from the instance (a task that is not reproducible): the
+    # instance's plain copy is used instead
     tampered = copy.deepcopy(regen)
     tampered["question"] = "something else"
     assert fresh.verify(tampered, colouring) == 1.0
+    chain = _env("chain_sum")
+    instance = _roundtrip(chain.generate(instance_rng(0, 1), 1))
+    gold = chain.solution(instance)
+    assert gold is not None and "rg_typed" in instance
+    del instance["rg_typed"]
+    assert chain.verify(instance, gold) == 1.0  # regenerated, consistent
+    instance["answer"] = str(int(gold) + 1)
+    assert chain.verify(instance, str(int(gold) + 1)) == 1.0  # inconsistent: the copy wins
+    assert chain.verify(instance, gold) < 1.0
 
 
 def _valid_colouring(instance: dict[str, Any]) -> str:
@@ -245,7 +251,8 @@ def test_reseeded_prototypes_match_fresh_datasets(task: str) -> None:
     env = _env(task)
     for seed in (0, 1, 2**31 - 1):
         instance = env.generate(instance_rng(seed, 1), 1)
-        fresh = reasoning_gym.create_dataset(task, seed=instance["rg_seed"], size=1, **_config_args(instance))
+        # (arc_agi's configuration nests a dataclass, which rg_config records as a plain dict)
+        fresh = reasoning_gym.create_dataset(task, **vars(rg._config(task, 1, instance["rg_seed"])))
         assert fresh[0]["question"] == instance["question"]
         assert rg._json_safe(fresh[0]["answer"])[0] == instance["answer"]
 
@@ -269,6 +276,28 @@ def test_typed_encoding_restores_types() -> None:
     assert decoded["lookalike"] == {"$tuple": [1, 2]} and decoded["plain"] == value["plain"]
     with pytest.raises(rg._NotEncodable):
         rg._encode({"x": object()})
+    numpy = pytest.importorskip("numpy")
+    with pytest.raises(rg._NotEncodable):
+        rg._encode([numpy.float64(0.5)])
+
+
+def test_patches_restore_only_the_inexact_parts() -> None:
+    value = {
+        "plain": ["a" * 50, "b" * 50],
+        "grid": [[1, 2], (3, 4)],
+        "difficulty": {"range": (1, 5), "n": 3},
+        "keys": {1: "one"},
+        "x": float("inf"),
+    }
+    plain = json.loads(json.dumps(rg._json_safe(value)[0], allow_nan=False))
+    patch = json.loads(json.dumps(rg._patch(value), allow_nan=False))
+    assert "a" * 50 not in json.dumps(patch)  # exact parts are not repeated
+    restored = rg._apply(plain, patch)
+    assert restored == value and type(restored["grid"][1]) is tuple
+    assert type(restored["difficulty"]["range"]) is tuple and plain["difficulty"]["range"] == [1, 5]
+    assert rg._patch({"a": [1, "x"], "b": None}) is None
+    with pytest.raises(ValueError):
+        rg._apply(plain, {"$bogus": 1})
 
 
 def test_json_safe_copies_are_plain_and_process_independent() -> None:

@@ -15,12 +15,14 @@ Mapping:
   to level ``d``'s). ``max_difficulty`` is the number of levels whose configuration validates;
   a task without a curriculum, or whose lowest level already fails validation, has one level that
   uses the configuration defaults.
-* **an instance** is item 0 of ``create_dataset(task, seed=rg_seed, size=1, **rg_config)``, where
-  ``rg_seed`` is drawn from the harness's rng: the instance can be reproduced with reasoning-gym
-  alone. Its ``metadata`` is a JSON-safe copy; ``rg_exact`` says whether that copy (and the answer)
-  equal the originals. When they do not (tuples, sets, numpy values, objects...), :meth:`verify`
-  regenerates the entry from ``(task, level, rg_seed)`` rather than trusting the copy, so that
-  ``score_answer`` sees exactly what reasoning-gym produced.
+* **an instance** is item 0 of ``create_dataset(task, seed=rg_seed, size=1, **config)``, where
+  ``rg_seed`` is drawn from the harness's rng and ``config`` is the level's configuration (recorded,
+  JSON-safe, as ``rg_config``): the instance can be reproduced with reasoning-gym alone. Its
+  ``metadata`` is a JSON-safe copy; ``rg_exact`` says whether that copy (and the answer) equal the
+  originals. When they do not, ``rg_typed`` holds a patch of just the inexact parts (tuples, sets,
+  non-string dict keys, non-finite floats) that restores them exactly; for anything else (numpy
+  values, objects) :meth:`verify` regenerates the entry from ``(task, level, rg_seed)`` rather than
+  trusting the copy. Either way ``score_answer`` sees what reasoning-gym produced.
 * **verify** is the dataset's ``score_answer(answer, entry)``, clamped to ``[0, 1]``; any exception
   scores 0.0. **solution** is the item's ``answer`` (``None`` for tasks that have none).
 
@@ -61,10 +63,13 @@ __all__ = [
 EXCLUDED = frozenset({"composite"})
 
 #: Tasks whose dataset construction is expensive but depends only on the configuration, never on the
-#: seed (n_queens enumerates every solution of the board, word_ladder builds word graphs): one
-#: dataset per level is built and re-seeded by a shallow copy instead of being rebuilt per seed.
-#: ``tests/test_reasoning_gym_adapter.py`` checks that this gives the same items as a fresh build.
-RESEEDABLE = frozenset({"n_queens", "word_ladder"})
+#: seed (n_queens enumerates every solution of the board, word_ladder builds word graphs, arc_agi,
+#: figlet_font and group_anagrams load data files): one dataset per level is built and re-seeded by a
+#: shallow copy instead of being rebuilt per seed. Each was read to make sure its ``__init__`` does not
+#: use the seed and its ``__getitem__`` (``Random(self.seed + idx)``) does not modify shared state;
+#: ``tests/test_reasoning_gym_adapter.py`` checks that re-seeded copies give the same items as fresh
+#: datasets. (Not codeio: its data lives in a class attribute that each construction overwrites.)
+RESEEDABLE = frozenset({"arc_agi", "figlet_font", "group_anagrams", "n_queens", "word_ladder"})
 
 _INSTALL_HINT = "reasoning-gym is not installed: pip install 'resyn[reasoning-gym]'"
 _SEED_BOUND = 2**31  # numpy's legacy seeding wants < 2**32; reasoning-gym adds item indices
@@ -250,7 +255,8 @@ def _key_text(key: Any) -> str:
 
 
 # -- lossless typed copies -----------------------------------------------------------------------------
-#: Tags of the typed encoding: a JSON object with exactly one of these keys stands for the value.
+#: Tags of the typed encoding (the contents of a patch's ``$value``): a JSON object with exactly one
+#: of these keys stands for the value.
 _TAGS = frozenset({"$tuple", "$set", "$frozenset", "$dict", "$float"})
 
 
@@ -302,6 +308,49 @@ def _decode(value: Any) -> Any:
 
 def _sort_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def _patch(value: Any, depth: int = 0) -> Any:
+    """What turns the plain copy of ``value`` (:func:`_json_safe`) back into ``value``: None when the
+    copy is exact, else ``{"$keys": {key: patch}}`` / ``{"$items": [[index, patch], ...]}`` for the
+    inexact parts of a dict or list, or ``{"$value": <typed encoding>}`` for a whole value.
+
+    Only the inexact parts are stored, so an instance does not carry its metadata twice (n_queens
+    lists hundreds of solutions in plain strings next to one tuple)."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str or kind is int:
+        return None
+    if kind is float:
+        return None if math.isfinite(value) else {"$value": _encode(value)}
+    if depth >= _MAX_DEPTH:
+        raise _NotEncodable("too deep")
+    if kind is list:
+        items = [[index, patch] for index, item in enumerate(value) if (patch := _patch(item, depth + 1))]
+        return {"$items": items} if items else None
+    if kind is dict and all(type(key) is str for key in value):
+        keys = {key: patch for key, item in value.items() if (patch := _patch(item, depth + 1))}
+        return {"$keys": keys} if keys else None
+    return {"$value": _encode(value, depth)}
+
+
+def _apply(plain: Any, patch: Any) -> Any:
+    """The original value from its plain copy and :func:`_patch` (``plain`` is not modified)."""
+    if not isinstance(patch, dict) or len(patch) != 1:
+        raise ValueError("malformed patch")
+    ((tag, inner),) = patch.items()
+    if tag == "$value":
+        return _decode(inner)
+    if tag == "$items" and isinstance(plain, list):
+        items = list(plain)
+        for index, item_patch in inner:
+            items[index] = _apply(items[index], item_patch)
+        return items
+    if tag == "$keys" and isinstance(plain, dict):
+        keys = dict(plain)
+        for key, key_patch in inner.items():
+            keys[key] = _apply(keys[key], key_patch)
+        return keys
+    raise ValueError(f"malformed patch {tag!r}")
 
 
 # -- the environment -----------------------------------------------------------------------------------
@@ -411,9 +460,8 @@ class ReasoningGymTask(Environment):
         if not exact:
             # Otherwise (numpy values, objects) verify regenerates the item from (task, level, rg_seed).
             with contextlib.suppress(_NotEncodable):
-                instance["rg_typed"] = {
-                    key: _encode(value) for key, value in item.items() if key != "question"
-                }
+                patches = {key: _patch(value) for key, value in item.items() if key != "question"}
+                instance["rg_typed"] = {key: patch for key, patch in patches.items() if patch is not None}
         return instance
 
     def question(self, instance: dict[str, Any]) -> str:
@@ -446,9 +494,10 @@ class ReasoningGymTask(Environment):
         its entry changes neither the instance nor a cache):
 
         * the instance's own copy when it is exact (``rg_exact``);
-        * else its typed copy (``rg_typed``), which restores tuples, sets and non-string keys;
-        * else the item regenerated from ``(task, level, rg_seed)``, unless its question differs
-          from the instance's (a task that is not reproducible): then the plain copy, best effort.
+        * else the copy patched by ``rg_typed``, which restores tuples, sets and non-string keys;
+        * else the item regenerated from ``(task, level, rg_seed)``, unless its JSON-safe copy differs
+          from the instance's (a task that is not reproducible, e.g. codeio, whose code snippets may
+          draw unseeded random numbers): then the plain copy, best effort.
         """
         plain = {
             "question": instance["question"],
@@ -459,11 +508,12 @@ class ReasoningGymTask(Environment):
             return copy.deepcopy(plain)
         typed = instance.get("rg_typed")
         if isinstance(typed, dict):
-            entry = {key: _decode(value) for key, value in typed.items()}
-            entry["question"] = instance["question"]
+            entry = copy.deepcopy(plain)
+            for key, patch in typed.items():
+                entry[key] = _apply(entry.get(key), patch)
             return entry
         original = self._original(level, seed)
-        if original["question"] != instance["question"]:
+        if _json_safe({key: original.get(key) for key in plain})[0] != plain:
             return copy.deepcopy(plain)
         return copy.deepcopy(original)
 
