@@ -14,6 +14,8 @@ def test_numeric_perturbations_keep_the_gold_format() -> None:
     assert dict(probes.numeric_perturbations("3/4"))["negated"] == "-3/4"
     assert "plus_one" not in dict(probes.numeric_perturbations("2.5"))
     assert probes.numeric_perturbations("abc") == []
+    assert probes.numeric_perturbations("5e334") == []  # a hex gold, not 5×10^334 (was an OverflowError)
+    assert probes.mutations("5e334", random.Random(0))
     assert dict(probes.numeric_perturbations("0")).keys() == {"plus_one", "minus_one"}
 
 

@@ -30,7 +30,10 @@ def parse_numeric(text: str) -> Fraction | None:
         return None
     try:
         if _NUMBER.match(text):
-            return Fraction(text)
+            value = Fraction(text)
+            # '5e334' is a hex digit string in base-conversion tasks, not a number to perturb;
+            # anything beyond float range cannot be written back in the gold's style either.
+            return value if abs(value) < 1e300 else None
         if _FRACTION.match(text):
             num, den = text.split("/")
             return Fraction(int(num), int(den)) if int(den) else None
