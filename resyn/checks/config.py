@@ -46,6 +46,12 @@ class CheckConfig(BaseModel):
     """Smallest relative change, lowest vs highest level, in some measured property of the
     instances (question length, instance size, count or magnitude of numbers, gold length)."""
 
+    min_difficulty_z: float = Field(0.6, ge=0)
+    """...and that change must be at least this many pooled standard deviations, so that a random
+    field whose mean wanders by chance (a few percent between two samples of 100) does not count.
+    Properties compared: the fixed features and every numeric field of the instance (a level may
+    change a stored parameter, such as a minimum number of moves, without changing any size)."""
+
     max_constant_score: float = Field(0.25, ge=0, le=1)
     """Mean score a single constant answer (junk, or the most common gold at a level) may earn.
     0.25 admits tasks with ≥ 5 roughly equally likely answers; yes/no and 4-way choices make

@@ -8,6 +8,7 @@ import math
 import re
 import statistics
 from collections import Counter, defaultdict
+from typing import Any
 
 from resyn.checks.config import CheckConfig
 from resyn.checks.report import CheckResult, Evidence, clip
@@ -213,6 +214,48 @@ def _features(sample: Sample) -> dict[str, float]:
     }
 
 
+def _numeric_fields(value: Any, path: str, out: dict[str, list[float]], budget: list[int]) -> None:
+    """Numeric leaves of an instance by path (list positions folded into ``[]``), at most
+    ``budget[0]`` of them: a level may change a stored parameter (a minimum number of moves,
+    a search depth) without changing any size."""
+    if budget[0] <= 0:
+        return
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        budget[0] -= 1
+        out.setdefault(path, []).append(float(value))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _numeric_fields(item, f"{path}.{key}", out, budget)
+    elif isinstance(value, list):
+        for item in value:
+            _numeric_fields(item, f"{path}[]", out, budget)
+
+
+def _per_sample(sample: Sample) -> dict[str, float]:
+    """Every measured property of one instance: the fixed features and the mean of each numeric
+    field, leaving out fields that merely echo the level (``{"difficulty": 3}`` must not count as
+    the level changing anything)."""
+    values = _features(sample)
+    fields: dict[str, list[float]] = {}
+    _numeric_fields(sample.instance, "instance", fields, [2000])
+    for path, numbers in fields.items():
+        if not all(v == sample.difficulty for v in numbers):
+            values[f"field {path}"] = statistics.fmean(numbers)
+    return values
+
+
+def _effect(low: list[float], high: list[float]) -> tuple[float, float]:
+    """Relative change of the mean, and the change in pooled standard deviations (noise-aware:
+    a random field's mean wanders by several percent between two samples of 100)."""
+    a, b = statistics.fmean(low), statistics.fmean(high)
+    relative = abs(b - a) / max(abs(a), abs(b), 1e-9)
+    spread = math.sqrt((statistics.pvariance(low) + statistics.pvariance(high)) / 2)
+    standardized = abs(b - a) / spread if spread > 0 else (math.inf if a != b else 0.0)
+    return relative, standardized
+
+
 def difficulty(samples: list[Sample], max_difficulty: int, config: CheckConfig) -> CheckResult:
     if max_difficulty < 2:
         return CheckResult(
@@ -220,22 +263,22 @@ def difficulty(samples: list[Sample], max_difficulty: int, config: CheckConfig) 
             status="warn",
             summary="a single difficulty level: curricula and calibration cannot use this environment",
         )
-    low = [_features(s) for s in samples if s.ok and s.difficulty == 1]
-    high = [_features(s) for s in samples if s.ok and s.difficulty == max_difficulty]
+    low = [_per_sample(s) for s in samples if s.ok and s.difficulty == 1]
+    high = [_per_sample(s) for s in samples if s.ok and s.difficulty == max_difficulty]
     if not low or not high:
         return CheckResult(
             name="difficulty", status="skip", summary="no instances at the lowest or highest level"
         )
     metrics: dict[str, float] = {}
     best, best_effect = "", 0.0
-    for key in low[0]:
-        a = statistics.fmean(f[key] for f in low)
-        b = statistics.fmean(f[key] for f in high)
-        effect = abs(b - a) / max(abs(a), abs(b), 1e-9)
-        metrics[f"{key}_level_1"] = round(a, 3)
-        metrics[f"{key}_level_{max_difficulty}"] = round(b, 3)
-        if effect > best_effect:
-            best, best_effect = key, effect
+    shared = set.intersection(*(set(f) for f in low + high))
+    for key in sorted(shared):
+        relative, standardized = _effect([f[key] for f in low], [f[key] for f in high])
+        if not key.startswith("field "):
+            metrics[f"{key}_level_1"] = round(statistics.fmean(f[key] for f in low), 3)
+            metrics[f"{key}_level_{max_difficulty}"] = round(statistics.fmean(f[key] for f in high), 3)
+        if standardized >= config.min_difficulty_z and relative > best_effect:
+            best, best_effect = key, relative
     metrics["largest_relative_change"] = round(best_effect, 3)
     if best_effect < config.min_difficulty_effect:
         return CheckResult(
