@@ -49,3 +49,16 @@ def test_whole_token_pattern() -> None:
     assert pattern.search("the answer is 12.")
     assert not pattern.search("1234") and not pattern.search("x12") and not pattern.search("12.5")
     assert probes.whole_token_pattern("  ") is None
+
+
+def test_mutations_of_a_huge_gold_stay_linear() -> None:
+    # 200k items: enumerating pairs (4e10) would exhaust memory; one random pair is drawn instead.
+    gold = " ".join(str(i % 7) for i in range(200_000))
+    kinds = dict(probes.mutations(gold, random.Random(3)))
+    assert sorted(kinds["items_swapped"].split()) == sorted(gold.split())
+    assert kinds["items_swapped"] != gold
+
+
+def test_reordering_a_mapping_is_not_a_mutation() -> None:
+    kinds = dict(probes.mutations("A=6,D=3,P=0", random.Random(4)))
+    assert "items_swapped" not in kinds and "item_dropped" in kinds
