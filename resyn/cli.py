@@ -43,8 +43,13 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def _sandbox_config(unsafe: bool) -> SandboxConfig:
-    return SandboxConfig(unsafe_no_sandbox=unsafe)
+def _sandbox_config(unsafe: bool, source: EnvSource | None = None) -> SandboxConfig:
+    config = SandboxConfig(unsafe_no_sandbox=unsafe)
+    if source is not None and source.trusted_adapter:
+        # Importing reasoning-gym in a fresh worker takes 3-12 s (matplotlib rebuilds its font
+        # cache in the worker's empty HOME); the 10 s default is for LLM-written modules.
+        config = config.model_copy(update={"load_timeout_s": 60.0})
+    return config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,9 +71,15 @@ def cli(verbose: bool) -> None:
     help="Instances generated per difficulty level (default 100).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report(s) as one JSON document.")
+@click.option("--list-rg", is_flag=True, help="List the reasoning-gym tasks usable as rg:TASK and exit.")
 @unsafe_option
 def check(
-    envs: tuple[str, ...], examples: bool, seeds: int | None, as_json: bool, unsafe_no_sandbox: bool
+    envs: tuple[str, ...],
+    examples: bool,
+    seeds: int | None,
+    as_json: bool,
+    list_rg: bool,
+    unsafe_no_sandbox: bool,
 ) -> None:
     """Run the generator–verifier check suite on environment modules.
 
@@ -76,6 +87,15 @@ def check(
     reasoning-gym task (needs the reasoning-gym extra). Exit 0 if all are accepted, 1 if any is
     rejected, 2 on a usage error.
     """
+    if list_rg:
+        from resyn.adapters import AdapterError
+        from resyn.adapters.reasoning_gym import task_names
+
+        try:
+            click.echo("\n".join(f"rg:{name}" for name in task_names()))
+        except AdapterError as exc:
+            raise ResynError(str(exc)) from None
+        return
     specs = list(envs) + ([f"example:{name}" for name in example_names()] if examples else [])
     if not specs:
         _fail("no environment given: pass a module path, example:NAME, rg:TASK, or --examples")
@@ -93,7 +113,7 @@ def check(
             filename=source.filename,
             label=source.label,
             config=config,
-            sandbox_config=_sandbox_config(unsafe_no_sandbox),
+            sandbox_config=_sandbox_config(unsafe_no_sandbox, source),
             static_checks=not source.trusted_adapter,
         )
         reports.append(report)
@@ -153,7 +173,7 @@ def sample(env: str, count: int, difficulty: int, seed: int, as_json: bool, unsa
     """Print instances of an environment: question, gold answer and instance data."""
     source = load_source(env)
     with Sandbox(
-        source.source, filename=source.filename, config=_sandbox_config(unsafe_no_sandbox)
+        source.source, filename=source.filename, config=_sandbox_config(unsafe_no_sandbox, source)
     ) as sandbox:
         load = _require_load(sandbox, source)
         if type(load.max_difficulty) is int and difficulty > load.max_difficulty:
@@ -230,7 +250,7 @@ def bench(env: str, calls: int, batch: int, workers: int, as_json: bool, unsafe_
     inside the worker process, so untrusted code still never runs outside the sandbox.
     """
     source = load_source(env)
-    config = _sandbox_config(unsafe_no_sandbox)
+    config = _sandbox_config(unsafe_no_sandbox, source)
     started = time.perf_counter()
     with Sandbox(source.source, filename=source.filename, config=config, workers=workers) as sandbox:
         load = _require_load(sandbox, source)

@@ -119,3 +119,10 @@ def test_examples_are_accepted() -> None:
     result = resyn("check", "--examples")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 of 3 environments accepted" in result.stdout
+
+
+def test_reasoning_gym_tasks_are_listed_and_unknown_ones_suggested() -> None:
+    pytest.importorskip("reasoning_gym")
+    listing = resyn("check", "--list-rg")
+    assert listing.returncode == 0 and "rg:chain_sum" in listing.stdout.splitlines()
+    assert_one_line_error(resyn("check", "rg:chain_sun"), "did you mean 'chain_sum'")
