@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -298,12 +297,13 @@ def bench(env: str, calls: int, batch: int, workers: int, as_json: bool, unsafe_
 
 
 def _timed(fn: Callable[[], object]) -> float:
+    """Best of two runs: the first also warms the worker's caches."""
     times = []
-    for _ in range(2):  # best of two: the first run also warms the worker's caches
+    for _ in range(2):
         began = time.perf_counter()
         fn()
         times.append(time.perf_counter() - began)
-    return min(times) if times else statistics.fmean(times)
+    return min(times)
 
 
 def main() -> None:

@@ -11,24 +11,20 @@ longer lists it) and only when the request sets one.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import anthropic
 from anthropic import AsyncAnthropic
 from anthropic.types import Message
 
-from resyn.errors import ResynError
-from resyn.llm.base import Completion, Model
+from resyn.llm.base import Completion
 from resyn.llm.errors import ProviderError
-from resyn.llm.guard import check_endpoint
-from resyn.llm.models import FinishReason, LLMRequest, LLMSettings
-from resyn.llm.recording import Recorder
+from resyn.llm.models import FinishReason, LLMRequest
 from resyn.llm.retry import TransientFault, retry_after_seconds
+from resyn.llm.sdk_model import SDKModel
 from resyn.llm.structured import one_line
 
 OFFICIAL_URL = "https://api.anthropic.com"
-LOCAL_DUMMY_KEY = "resyn-local"
 
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -48,55 +44,15 @@ _STATUS_FIX = {
 }
 
 
-def _is_official(url: str) -> bool:
-    return url.rstrip("/").startswith(OFFICIAL_URL)
-
-
-class AnthropicModel(Model):
+class AnthropicModel(SDKModel[AsyncAnthropic]):
     provider = "anthropic"
+    key_variable = "ANTHROPIC_API_KEY"
+    url_variable = "ANTHROPIC_BASE_URL"
+    official_url = OFFICIAL_URL
+    missing_key_hint = "use --base-url for a compatible local server"
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        settings: LLMSettings | None = None,
-        recorder: Recorder | None = None,
-    ):
-        super().__init__(name, settings=settings, recorder=recorder)
-        self.base_url = base_url
-        self.api_key = api_key
-        self._client: AsyncAnthropic | None = None
-
-    @property
-    def endpoint(self) -> str:
-        """The base URL calls go to: the argument, else ``ANTHROPIC_BASE_URL``, else Anthropic's."""
-        return self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or OFFICIAL_URL
-
-    def _new_loop(self) -> None:
-        self._client = None
-
-    def _prepare(self) -> None:
-        if self._client is not None:
-            return
-        endpoint = self.endpoint
-        key = self.api_key or os.environ.get("ANTHROPIC_API_KEY")
-        if not key:
-            if _is_official(endpoint):
-                raise ResynError(
-                    "ANTHROPIC_API_KEY is not set: export it, or use --base-url for a compatible local server"
-                )
-            key = LOCAL_DUMMY_KEY
-        check_endpoint(endpoint, self.spec)
-        self._client = AsyncAnthropic(
-            api_key=key, base_url=endpoint, max_retries=0, timeout=self.settings.timeout_s
-        )
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+    def _build_client(self, key: str, endpoint: str) -> AsyncAnthropic:
+        return AsyncAnthropic(api_key=key, base_url=endpoint, max_retries=0, timeout=self.settings.timeout_s)
 
     def request_body(self, request: LLMRequest) -> dict[str, Any]:
         """The keyword arguments of ``messages.create`` for ``request``."""
@@ -123,9 +79,8 @@ class AnthropicModel(Model):
 
     async def _attempt(self, request: LLMRequest) -> Completion:
         self._prepare()
-        assert self._client is not None
         try:
-            response: Message = await self._client.messages.create(**self.request_body(request))
+            response: Message = await self.client.messages.create(**self.request_body(request))
         except anthropic.RateLimitError as error:
             raise TransientFault(
                 "HTTP 429 rate limited",

@@ -11,24 +11,20 @@ server understands) elsewhere.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
-from resyn.errors import ResynError
-from resyn.llm.base import Completion, Model
+from resyn.llm.base import Completion
 from resyn.llm.errors import ProviderError
-from resyn.llm.guard import check_endpoint
-from resyn.llm.models import FinishReason, LLMRequest, LLMSettings
-from resyn.llm.recording import Recorder
+from resyn.llm.models import FinishReason, LLMRequest
 from resyn.llm.retry import TransientFault, retry_after_seconds
+from resyn.llm.sdk_model import SDKModel
 from resyn.llm.structured import one_line
 
 OFFICIAL_URL = "https://api.openai.com/v1"
-LOCAL_DUMMY_KEY = "resyn-local"
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -48,53 +44,14 @@ _STATUS_FIX = {
 }
 
 
-def _is_official(url: str) -> bool:
-    return url.rstrip("/").startswith("https://api.openai.com")
-
-
-class OpenAIModel(Model):
+class OpenAIModel(SDKModel[AsyncOpenAI]):
     provider = "openai"
+    key_variable = "OPENAI_API_KEY"
+    url_variable = "OPENAI_BASE_URL"
+    official_url = OFFICIAL_URL
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        settings: LLMSettings | None = None,
-        recorder: Recorder | None = None,
-    ):
-        super().__init__(name, settings=settings, recorder=recorder)
-        self.base_url = base_url
-        self.api_key = api_key
-        self._client: AsyncOpenAI | None = None
-
-    @property
-    def endpoint(self) -> str:
-        """The base URL calls go to: the argument, else ``OPENAI_BASE_URL``, else OpenAI's."""
-        return self.base_url or os.environ.get("OPENAI_BASE_URL") or OFFICIAL_URL
-
-    def _new_loop(self) -> None:
-        self._client = None
-
-    def _prepare(self) -> None:
-        if self._client is not None:
-            return
-        endpoint = self.endpoint
-        key = self.api_key or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            if _is_official(endpoint):
-                raise ResynError("OPENAI_API_KEY is not set: export it, or use --base-url for a local server")
-            key = LOCAL_DUMMY_KEY
-        check_endpoint(endpoint, self.spec)
-        self._client = AsyncOpenAI(
-            api_key=key, base_url=endpoint, max_retries=0, timeout=self.settings.timeout_s
-        )
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+    def _build_client(self, key: str, endpoint: str) -> AsyncOpenAI:
+        return AsyncOpenAI(api_key=key, base_url=endpoint, max_retries=0, timeout=self.settings.timeout_s)
 
     def request_body(self, request: LLMRequest) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` for ``request``."""
@@ -102,7 +59,7 @@ class OpenAIModel(Model):
             "model": self.name,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         }
-        body["max_completion_tokens" if _is_official(self.endpoint) else "max_tokens"] = request.max_tokens
+        body["max_completion_tokens" if self.is_official() else "max_tokens"] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
         if request.output_schema is not None:
@@ -114,11 +71,8 @@ class OpenAIModel(Model):
 
     async def _attempt(self, request: LLMRequest) -> Completion:
         self._prepare()
-        assert self._client is not None
         try:
-            response: ChatCompletion = await self._client.chat.completions.create(
-                **self.request_body(request)
-            )
+            response: ChatCompletion = await self.client.chat.completions.create(**self.request_body(request))
         except openai.RateLimitError as error:
             raise TransientFault(
                 "HTTP 429 rate limited",
