@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from resyn.checks import generator, static, verifier
 from resyn.checks.config import CheckConfig
@@ -101,23 +101,22 @@ def _dynamic(
         smoke = draw(sandbox, [(0, levels[0])])
         results["smoke"] = _smoke_check(smoke)
         if results["smoke"].status == "fail":
-            results["json_roundtrip"] = generator.json_roundtrip(smoke, {}, config)
-            if results["json_roundtrip"].status == "pass":
-                del results["json_roundtrip"]
+            roundtrip = generator.json_roundtrip(smoke, {}, config)
+            if roundtrip.status == "fail":  # a first instance that is not JSON is that check's finding too
+                results["json_roundtrip"] = roundtrip
             return load
 
         # The second fresh worker (another PYTHONHASHSEED) starts in parallel with the main sweep.
         subset = [(seed, level) for level in levels for seed in range(config.determinism_seeds_per_level)]
-        fresh: list[Sample] = []
         other_seed = hash_seed + 1 + random.SystemRandom().randrange(2**30)
-        thread = threading.Thread(
-            target=lambda: fresh.extend(_draw_fresh(source, filename, sandbox_config, other_seed, subset))
-        )
-        thread.start()
-        samples, cut_short = _sweep(sandbox, levels, config)
-        # State kept between calls shows on any instance: one per level is enough here.
-        again = draw(sandbox, [(0, level) for level in levels])
-        thread.join()
+        with ThreadPoolExecutor(1) as pool:
+            # A future, not a bare thread: an error in the second sandbox surfaces here instead of
+            # vanishing and silently leaving the cross-process comparison empty.
+            pending = pool.submit(_draw_fresh, source, filename, sandbox_config, other_seed, subset)
+            samples, cut_short = _sweep(sandbox, levels, config)
+            # State kept between calls shows on any instance: one per level is enough here.
+            again = draw(sandbox, [(0, level) for level in levels])
+            fresh = pending.result()
         by_key = {(s.seed, s.difficulty): s for s in samples}
         fresh = [f for f in fresh if (f.seed, f.difficulty) in by_key]
         again = [a for a in again if (a.seed, a.difficulty) in by_key]
