@@ -1,62 +1,24 @@
-"""The ``resyn`` command: a thin layer that parses arguments, calls the API and prints.
-
-Exit status: 0 success/accepted, 1 rejected, 2 usage or environment error. Errors are one line
-on stderr that names the fix; tracebacks only with ``RESYN_DEBUG=1``.
-"""
+"""``resyn check``, ``resyn sample`` and ``resyn bench``: one environment module at a time."""
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from resyn.checks import CheckConfig, CheckReport, run_checks
+from resyn.cli.app import cli, console, err_console, fail, sandbox_config, unsafe_option
 from resyn.errors import ResynError
-from resyn.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, WorkerFailure
+from resyn.sandbox import Sandbox, WorkerFailure
 from resyn.sources import EnvSource, example_names, load_source
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
 _STATUS_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
-
-unsafe_option = click.option(
-    "--unsafe-no-sandbox",
-    is_flag=True,
-    envvar="RESYN_UNSAFE_NO_SANDBOX",
-    help="Run modules without namespace isolation or seccomp. Only for code you trust.",
-)
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
-    sys.exit(code)
-
-
-def _sandbox_config(unsafe: bool, source: EnvSource | None = None) -> SandboxConfig:
-    config = SandboxConfig(unsafe_no_sandbox=unsafe)
-    if source is not None and source.trusted_adapter:
-        # Importing reasoning-gym in a fresh worker takes 3-12 s (matplotlib rebuilds its font
-        # cache in the worker's empty HOME); the 10 s default is for LLM-written modules.
-        config = config.model_copy(update={"load_timeout_s": 60.0})
-    return config
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="resyn")
-@click.option("-v", "--verbose", is_flag=True, help="Log what the sandbox and checks do.")
-def cli(verbose: bool) -> None:
-    """resyn: synthesize verifiable RL reasoning environments and check them in a sandbox."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
 
 
 # -- check ----------------------------------------------------------------------------------------
@@ -97,7 +59,7 @@ def check(
         return
     specs = list(envs) + ([f"example:{name}" for name in example_names()] if examples else [])
     if not specs:
-        _fail("no environment given: pass a module path, example:NAME, rg:TASK, or --examples")
+        fail("no environment given: pass a module path, example:NAME, rg:TASK, or --examples")
     sources = [load_source(spec) for spec in specs]  # every argument is validated before any work
     config = CheckConfig() if seeds is None else CheckConfig(seeds_per_level=seeds)
     config = config.model_copy(
@@ -112,7 +74,7 @@ def check(
             filename=source.filename,
             label=source.label,
             config=config,
-            sandbox_config=_sandbox_config(unsafe_no_sandbox, source),
+            sandbox_config=sandbox_config(unsafe_no_sandbox, source),
             static_checks=not source.trusted_adapter,
         )
         reports.append(report)
@@ -172,11 +134,11 @@ def sample(env: str, count: int, difficulty: int, seed: int, as_json: bool, unsa
     """Print instances of an environment: question, gold answer and instance data."""
     source = load_source(env)
     with Sandbox(
-        source.source, filename=source.filename, config=_sandbox_config(unsafe_no_sandbox, source)
+        source.source, filename=source.filename, config=sandbox_config(unsafe_no_sandbox, source)
     ) as sandbox:
         load = _require_load(sandbox, source)
         if type(load.max_difficulty) is int and difficulty > load.max_difficulty:
-            _fail(
+            fail(
                 f"--difficulty {difficulty} is above this environment's max_difficulty {load.max_difficulty}"
             )
         keys = [(s, difficulty) for s in range(seed, seed + count)]
@@ -212,7 +174,7 @@ def sample(env: str, count: int, difficulty: int, seed: int, as_json: bool, unsa
 def _require_load(sandbox: Sandbox, source: EnvSource) -> Any:
     load = sandbox.load()
     if not load.ok:
-        _fail(f"{source.label}: the module does not load ({load.error}); run `resyn check {source.label}`", 1)
+        fail(f"{source.label}: the module does not load ({load.error}); run `resyn check {source.label}`", 1)
     return load
 
 
@@ -249,7 +211,7 @@ def bench(env: str, calls: int, batch: int, workers: int, as_json: bool, unsafe_
     inside the worker process, so untrusted code still never runs outside the sandbox.
     """
     source = load_source(env)
-    config = _sandbox_config(unsafe_no_sandbox, source)
+    config = sandbox_config(unsafe_no_sandbox, source)
     started = time.perf_counter()
     with Sandbox(source.source, filename=source.filename, config=config, workers=workers) as sandbox:
         load = _require_load(sandbox, source)
@@ -258,14 +220,14 @@ def bench(env: str, calls: int, batch: int, workers: int, as_json: bool, unsafe_
         drawn = sandbox.sample([(s, 1 + s % levels) for s in range(64)])
         usable = [r.value for r in drawn if r.ok and isinstance(r.value, dict)]
         if not usable:
-            _fail(f"{source.label}: no instance could be generated; run `resyn check {source.label}`", 1)
+            fail(f"{source.label}: no instance could be generated; run `resyn check {source.label}`", 1)
         instances = [v["instance"] for v in usable]
         answers = [str(v["solution"]) if isinstance(v.get("solution"), str) else "0" for v in usable]
         items = [(i % len(instances), answers[i % len(instances)]) for i in range(calls)]
         try:
             direct_s = sandbox.time_verify(instances, items)
         except WorkerFailure as failure:
-            _fail(
+            fail(
                 f"{source.label}: the direct baseline failed ({failure}); run `resyn check {source.label}`", 1
             )
         batched_s = _timed(lambda: sandbox.verify(instances, items, batch_size=batch))
@@ -304,29 +266,3 @@ def _timed(fn: Callable[[], object]) -> float:
         fn()
         times.append(time.perf_counter() - began)
     return min(times)
-
-
-def main() -> None:
-    """Entry point: turn every expected failure into a one-line message and an exit status."""
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        _fail(exc.format_message())
-    except click.exceptions.Abort:
-        _fail("interrupted", 130)
-    except (ResynError, SandboxUnavailable) as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except Exception as exc:
-        if os.environ.get("RESYN_DEBUG"):
-            raise
-        _fail(
-            f"internal error: {type(exc).__name__}: {exc} (rerun with RESYN_DEBUG=1 and report the traceback)"
-        )
-
-
-if __name__ == "__main__":
-    main()
