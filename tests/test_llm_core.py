@@ -169,6 +169,41 @@ def test_replay_bad_transcripts(tmp_path: Path) -> None:
         asyncio.run(get_model(f"replay/{bad}").generate(ask()))
 
 
+def test_replay_match_lines_answer_by_template_and_tags(tmp_path: Path) -> None:
+    """Hand-written lines name a template and tags instead of a hash; a hash line still wins."""
+    path = tmp_path / "hand.jsonl"
+    exact = ask("exact", template="write", tags={"keyword": "sudoku", "round": "1"})
+    path.write_text(
+        "\n".join(
+            json.dumps(line)
+            for line in [
+                {"match": {"template": "write", "tags": {"keyword": "sudoku"}}, "text": "by match 1"},
+                {"match": {"template": "write", "tags": {"keyword": "sudoku"}}, "text": "by match 2"},
+                {"prompt_sha256": exact.prompt_sha256(), "text": "by hash"},
+            ]
+        )
+    )
+    replay = get_model(f"replay/{path}")
+
+    async def run() -> list[str]:
+        asks = [
+            ask("anything", template="write", tags={"keyword": "sudoku", "round": "2", "call_id": "a"}),
+            exact,
+            ask("else", template="write", tags={"keyword": "sudoku"}),
+        ]
+        return [(await replay.generate(request)).text for request in asks]
+
+    assert asyncio.run(run()) == ["by match 1", "by hash", "by match 2"]
+    with pytest.raises(ReplayMissError):  # other tags, other template: no answer
+        asyncio.run(replay.generate(ask("x", template="write", tags={"keyword": "chess"})))
+    with pytest.raises(ReplayMissError):
+        asyncio.run(replay.generate(ask("x", template="judge", tags={"keyword": "sudoku"})))
+    both = tmp_path / "both.jsonl"
+    both.write_text(json.dumps({"prompt_sha256": "ab", "match": {"template": "t"}, "text": "x"}) + "\n")
+    with pytest.raises(ResynError, match="line 1 is not a transcript entry"):
+        asyncio.run(get_model(f"replay/{both}").generate(ask()))
+
+
 def test_recorded_run_replays_offline(tmp_path: Path) -> None:
     """A JsonlRecorder file of a real (here: fake-server) run is a replay transcript as it stands."""
     log = tmp_path / "calls.jsonl"

@@ -72,6 +72,8 @@ class CheckReport(BaseModel):
     label: str
     code_sha256: str
     env_name: str | None
+    description: str | None = None
+    """The environment class's docstring (what the task is), when the module loaded."""
     max_difficulty: int | None
     has_solution: bool | None
     isolation: str

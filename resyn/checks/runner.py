@@ -64,6 +64,7 @@ def run_checks(
         label=label or filename,
         code_sha256=hashlib.sha256(source.encode()).hexdigest(),
         env_name=name,
+        description=(load.doc.strip() or None) if load and load.ok else None,
         max_difficulty=levels,
         has_solution=load.has_solution if load and load.ok else None,
         isolation=isolation.describe(),

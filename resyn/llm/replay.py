@@ -19,13 +19,21 @@ key                    required  meaning
 ``resolved_model``     no        the model that answered (default ``replay``)
 ``response``           no        the provider's raw response JSON
 ``error``              no        a line whose ``error`` is not null is skipped (a failed call)
+``match``               no        instead of ``prompt_sha256``: ``{"template": …, "tags": {…}}``
+                                 answers any request of that template whose tags include
+                                 these (for hand-written transcripts, see below)
 =====================  ========  ==========================================================
 
 Other keys are ignored, so the file a ``JsonlRecorder`` writes — one ``CallRecord`` per line — is a
 transcript as it stands: record a run against a real model, replay it offline, byte-identical
 prompts get the recorded answers. ``TranscriptEntry.for_request`` writes a line by hand.
 
-When several lines share a hash (the same prompt sampled several times) they answer in file order,
+A recorded transcript names each prompt by its hash, so a replay proves the prompts did not change.
+A hand-written transcript cannot know the hash of a prompt that quotes check evidence, so its lines
+may ``match`` on the template and the request's tags instead (the synthesis loop tags every call
+with its keyword and round). A line with a hash wins over a ``match`` line.
+
+When several lines share a hash (or a ``match``) (the same prompt sampled several times) they answer in file order,
 starting over after the last. A request with no line raises ``ReplayMissError`` naming the template
 and the hash: the prompt or its parameters changed since the recording. Replayed calls cost 0 USD,
 make 0 HTTP attempts and are recorded like any other.
@@ -38,13 +46,30 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from resyn.errors import ResynError
 from resyn.llm.base import Completion, Model
 from resyn.llm.errors import ReplayMissError
-from resyn.llm.models import FinishReason, LLMRequest, LLMSettings
+from resyn.llm.models import FinishReason, LLMRequest, LLMSettings, canonical_json
 from resyn.llm.recording import Recorder
+
+
+class ReplayMatch(BaseModel):
+    """Which requests a hand-written line answers: this template, with at least these tags."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    template: str
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    def matches(self, request: LLMRequest) -> bool:
+        return request.template == self.template and all(
+            request.tags.get(key) == value for key, value in self.tags.items()
+        )
+
+    def key(self) -> str:
+        return canonical_json(self.model_dump())
 
 
 class TranscriptEntry(BaseModel):
@@ -52,8 +77,11 @@ class TranscriptEntry(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
 
-    prompt_sha256: str
+    prompt_sha256: str | None = None
     """``LLMRequest.prompt_sha256()`` of the request this line answers."""
+
+    match: ReplayMatch | None = None
+    """For hand-written lines: the template and tags of the requests this line answers."""
 
     text: str
     """The answer's text."""
@@ -66,6 +94,19 @@ class TranscriptEntry(BaseModel):
     resolved_model: str | None = None
     response: dict[str, Any] | None = None
     error: str | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> TranscriptEntry:
+        if (self.prompt_sha256 is None) == (self.match is None):
+            raise ValueError("a transcript line needs exactly one of prompt_sha256 and match")
+        return self
+
+    def key(self) -> str:
+        """The answer queue this line belongs to."""
+        if self.match is not None:
+            return f"match:{self.match.key()}"
+        assert self.prompt_sha256 is not None
+        return self.prompt_sha256
 
     @classmethod
     def for_request(cls, request: LLMRequest, text: str, **fields: Any) -> TranscriptEntry:
@@ -84,6 +125,7 @@ class ReplayModel(Model):
         super().__init__(path, settings=settings, recorder=recorder)
         self.path = Path(path)
         self._answers: dict[str, list[TranscriptEntry]] | None = None
+        self._matchers: list[ReplayMatch] = []
         self._served: dict[str, int] = defaultdict(int)
 
     def _load(self) -> dict[str, list[TranscriptEntry]]:
@@ -105,10 +147,12 @@ class ReplayModel(Model):
             except (json.JSONDecodeError, ValidationError):
                 raise ResynError(
                     f"replay transcript {self.path} line {number} is not a transcript entry: "
-                    'each line needs "prompt_sha256" and "text" (see resyn.llm.replay)'
+                    'each line needs "text" and one of "prompt_sha256" or "match" (see resyn.llm.replay)'
                 ) from None
             if entry.error is None:
-                answers[entry.prompt_sha256].append(entry)
+                if entry.match is not None and entry.key() not in answers:
+                    self._matchers.append(entry.match)
+                answers[entry.key()].append(entry)
         self._answers = dict(answers)
         return self._answers
 
@@ -120,15 +164,20 @@ class ReplayModel(Model):
 
     async def _complete(self, request: LLMRequest) -> tuple[Completion, int]:
         digest = request.prompt_sha256()
-        entries = self._load().get(digest)
+        answers = self._load()
+        key = digest
+        if key not in answers:
+            matched = next((m for m in self._matchers if m.matches(request)), None)
+            key = f"match:{matched.key()}" if matched is not None else digest
+        entries = answers.get(key)
         if not entries:
             raise ReplayMissError(
                 f"{self.spec}: no recorded answer for template '{request.template}' "
                 f"(prompt sha256 {digest[:16]}…): the prompt or its parameters changed since the "
                 "recording; re-record the transcript against a real model"
             )
-        entry = entries[self._served[digest] % len(entries)]
-        self._served[digest] += 1
+        entry = entries[self._served[key] % len(entries)]
+        self._served[key] += 1
         return (
             Completion(
                 text=entry.text,

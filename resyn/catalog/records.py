@@ -1,0 +1,139 @@
+"""The rows of the catalog as pydantic models: what the synthesis loop writes and readers get back.
+
+Vocabulary:
+
+* a **run** is one ``resyn synthesize --run NAME`` job (resumable: same name, same run);
+* a **task** is one keyword within a run;
+* a **candidate** is one module version, i.e. one round of a task (round 1 from the ``write``
+  prompt, later rounds from ``revise`` with the previous candidate as ``parent_id``);
+* an **environment** is an accepted candidate, with its lineage back to the calls that made it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["running", "finished", "interrupted", "failed"]
+TaskStatus = Literal["pending", "accepted", "rejected", "error"]
+"""``pending``: not finished (never started, or stopped mid-way); ``accepted``/``rejected``: final;
+``error``: stopped by an infrastructure fault (provider, judge failure), retried on resume."""
+
+CandidateOutcome = Literal[
+    "accepted",
+    "no_code",  # no module could be extracted from the answer (no code, truncated, wrong contract)
+    "checks_failed",  # static or sandboxed checks rejected it
+    "judge_rejected",  # the judge said no
+    "judge_error",  # the judge failed to give a valid verdict twice
+    "error",  # an infrastructure fault (provider error, sandbox unavailable)
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class RunRecord(_Row):
+    run_id: str
+    """The run's name (``--run NAME``, or generated from the time)."""
+    created_at: datetime = Field(default_factory=utcnow)
+    config: dict[str, Any]
+    """The run's configuration as given (models, rounds, concurrency, keywords file, …)."""
+    resyn_version: str
+    status: RunStatus = "running"
+    finished_at: datetime | None = None
+
+
+class TaskRecord(_Row):
+    task_id: str
+    """Stable id: derived from run id and keyword, so a resumed run finds its tasks again."""
+    run_id: str
+    keyword: str
+    position: int
+    """Order of the keyword in the run's input."""
+    status: TaskStatus = "pending"
+    rounds: int = 0
+    """Rounds finished so far."""
+    reason: str | None = None
+    """One line: why it was rejected or errored (the last round's reason)."""
+    env_id: str | None = None
+    """The accepted environment, when ``status`` is ``accepted``."""
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CandidateRecord(_Row):
+    candidate_id: str
+    task_id: str
+    run_id: str
+    keyword: str
+    round: int = Field(ge=1)
+    parent_id: str | None = None
+    """The candidate this one revises (``None`` for round 1)."""
+    write_call_id: str | None = None
+    """The LLM call whose answer this module was extracted from."""
+    code: str | None = None
+    """The extracted module (``None`` when extraction failed)."""
+    code_sha256: str | None = None
+    env_name: str | None = None
+    extracted: bool = False
+    passed_static: bool = False
+    passed_checks: bool = False
+    passed_judge: bool = False
+    outcome: CandidateOutcome | None = None
+    """``None`` while the round is in progress (a crash leaves it so)."""
+    reason: str | None = None
+    """One line: the main reason of the outcome."""
+    feedback: str | None = None
+    """The text handed to the ``revise`` prompt of the next round."""
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class VerdictRecord(_Row):
+    verdict_id: str
+    candidate_id: str
+    call_id: str | None
+    """The judge call that gave it (the last one when the first was malformed)."""
+    accept: bool | None
+    """``None`` for a judge failure (``error`` says why)."""
+    feedback: str | None = None
+    scores: dict[str, int] = Field(default_factory=dict)
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Lineage(_Row):
+    candidate_ids: list[str]
+    """Every round of the task, first to last (the last is the accepted one)."""
+    call_ids: list[str]
+    """Every LLM call of the task: writes, revisions and judge calls."""
+
+
+class EnvironmentRecord(_Row):
+    env_id: str
+    """``<name>-<first 8 hex digits of code_sha256>``: stable and readable."""
+    name: str
+    keyword: str
+    description: str | None
+    code: str
+    code_sha256: str
+    max_difficulty: int
+    has_solution: bool
+    run_id: str
+    task_id: str
+    candidate_id: str
+    check_metrics: dict[str, dict[str, float]]
+    """Per check, the metrics of the accepting check run."""
+    judge_scores: dict[str, int]
+    lineage: Lineage
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+def env_id_for(name: str, code_sha256: str) -> str:
+    return f"{name}-{code_sha256[:8]}"
