@@ -1,7 +1,8 @@
 """Turning what a user types as ENV into module source text.
 
-``ENV`` is a path to a ``.py`` module, ``example:<name>`` for a bundled example, or
-``rg:<task>`` for a reasoning-gym task wrapped by :mod:`resyn.adapters.reasoning_gym`.
+``ENV`` is a path to a ``.py`` module, ``example:<name>`` for a bundled example,
+``rg:<task>`` for a reasoning-gym task wrapped by :mod:`resyn.adapters.reasoning_gym`, or the id of
+an environment in the catalog (``graph_coloring-1a2b3c4d``, or ``catalog:<id or unique prefix>``).
 Everything that can be wrong with the argument itself is a :class:`ResynError` (exit 2);
 everything wrong with the module's content is for the check suite to report.
 """
@@ -9,6 +10,7 @@ everything wrong with the module's content is for the check suite to report.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -17,6 +19,8 @@ from resyn.errors import ResynError
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 MAX_SOURCE_BYTES = 1_000_000
+ENV_ID = re.compile(r"^[a-z][a-z0-9_]*-[0-9a-f]{8}$")
+"""A catalog environment id: ``<name>-<first 8 hex digits of the code's sha256>``."""
 
 
 class EnvSource(BaseModel):
@@ -36,8 +40,17 @@ def example_names() -> list[str]:
     return sorted(p.stem for p in EXAMPLES_DIR.glob("*.py") if not p.stem.startswith("_"))
 
 
-def load_source(spec: str) -> EnvSource:
-    """Resolve ``spec`` or raise ResynError with a one-line explanation."""
+def load_source(spec: str, catalog: str | Path | None = None) -> EnvSource:
+    """Resolve ``spec`` or raise ResynError with a one-line explanation.
+
+    ``catalog`` is the catalog file that environment ids are looked up in (default: the
+    ``RESYN_CATALOG`` variable, else ``runs/catalog.duckdb``). An existing file always wins over an
+    id of the same spelling, so a module named like an id is still checked from disk.
+    """
+    if spec.startswith("catalog:"):
+        return _from_catalog(spec[len("catalog:") :], catalog)
+    if ENV_ID.match(spec) and not Path(spec).exists():
+        return _from_catalog(spec, catalog)
     if spec.startswith("rg:"):
         return _reasoning_gym(spec[3:])
     if spec.startswith("example:"):
@@ -67,6 +80,15 @@ def _read(path: Path, label: str) -> EnvSource:
     except UnicodeDecodeError as exc:
         raise ResynError(f"{label}: not UTF-8 text (byte {exc.start}); save the module as UTF-8") from None
     return EnvSource(label=label, source=text, filename=path.name)
+
+
+def _from_catalog(env_id: str, catalog: str | Path | None) -> EnvSource:
+    # Imported here: checking a module from disk need not load DuckDB.
+    from resyn.catalog import Catalog, default_catalog_path
+
+    with Catalog.open(catalog if catalog is not None else default_catalog_path(), read_only=True) as opened:
+        env = opened.environment(env_id)
+    return EnvSource(label=env.env_id, source=env.code, filename=f"{env.name}.py")
 
 
 def _reasoning_gym(task: str) -> EnvSource:

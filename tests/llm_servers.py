@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -78,6 +79,11 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
+        self.responder: Callable[[dict[str, Any]], Reply] | None = None
+        """Answers from the request body once the queue is empty (for concurrent callers, whose
+        order a queue cannot predict)."""
+        self.latency_s = 0.0
+        """Added to every reply: a fixed per-call latency for benchmarks."""
         self.received: list[Received] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -154,14 +160,19 @@ class FakeServer:
                     handler.path, {k.lower(): v for k, v in handler.headers.items()}, body, time.monotonic()
                 )
             )
-            reply = self.replies.popleft() if self.replies else self.default_reply(body)
+            if self.replies:
+                reply = self.replies.popleft()
+            elif self.responder is not None:
+                reply = self.responder(body)
+            else:
+                reply = self.default_reply(body)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if handler.path != self.path:
                 reply = Reply(status=404, body=self.error_body("not_found_error", f"no route {handler.path}"))
-            if reply.delay_s:
-                self._stopping.wait(reply.delay_s)
+            if reply.delay_s or self.latency_s:
+                self._stopping.wait(reply.delay_s + self.latency_s)
             if reply.drop:
                 handler.close_connection = True
                 handler.connection.shutdown(socket.SHUT_RDWR)

@@ -12,7 +12,12 @@ import sys
 
 import click
 
-from resyn.cli import check  # noqa: F401  (registers check, sample, bench)
+from resyn.cli import (
+    catalog,  # noqa: F401  (registers catalog list, show, sql, stats)
+    check,  # noqa: F401  (registers check, sample, bench)
+    prompts,  # noqa: F401  (registers prompts list, render)
+    synthesize,  # noqa: F401  (registers synthesize, demo)
+)
 from resyn.cli.app import cli, fail
 from resyn.errors import ResynError
 from resyn.sandbox import SandboxUnavailable
@@ -40,5 +45,3 @@ def main() -> None:
         fail(
             f"internal error: {type(exc).__name__}: {exc} (rerun with RESYN_DEBUG=1 and report the traceback)"
         )
-
-

@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from resyn.checks import CheckConfig, CheckReport, run_checks
 from resyn.cli.app import cli, console, err_console, fail, sandbox_config, unsafe_option
+from resyn.cli.catalog import catalog_option
 from resyn.errors import ResynError
 from resyn.sandbox import Sandbox, WorkerFailure
 from resyn.sources import EnvSource, example_names, load_source
@@ -33,6 +35,7 @@ _STATUS_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": 
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report(s) as one JSON document.")
 @click.option("--list-rg", is_flag=True, help="List the reasoning-gym tasks usable as rg:TASK and exit.")
+@catalog_option
 @unsafe_option
 def check(
     envs: tuple[str, ...],
@@ -40,13 +43,15 @@ def check(
     seeds: int | None,
     as_json: bool,
     list_rg: bool,
+    catalog_path: Path | None,
     unsafe_no_sandbox: bool,
 ) -> None:
     """Run the generator–verifier check suite on environment modules.
 
-    ENV is a path to a .py module, example:NAME for a bundled example, or rg:TASK for a
-    reasoning-gym task (needs the reasoning-gym extra). Exit 0 if all are accepted, 1 if any is
-    rejected, 2 on a usage error.
+    ENV is a path to a .py module, example:NAME for a bundled example, rg:TASK for a
+    reasoning-gym task (needs the reasoning-gym extra), or the id of an environment in the catalog
+    (NAME-1a2b3c4d, or catalog:ID-PREFIX). Exit 0 if all are accepted, 1 if any is rejected, 2 on
+    a usage error.
     """
     if list_rg:
         from resyn.adapters import AdapterError
@@ -60,7 +65,8 @@ def check(
     specs = list(envs) + ([f"example:{name}" for name in example_names()] if examples else [])
     if not specs:
         fail("no environment given: pass a module path, example:NAME, rg:TASK, or --examples")
-    sources = [load_source(spec) for spec in specs]  # every argument is validated before any work
+    # Every argument is validated before any work.
+    sources = [load_source(spec, catalog_path) for spec in specs]
     config = CheckConfig() if seeds is None else CheckConfig(seeds_per_level=seeds)
     config = config.model_copy(
         update={"probe_instances_per_level": min(config.probe_instances_per_level, config.seeds_per_level)}
@@ -129,10 +135,22 @@ def _print_report(report: CheckReport) -> None:
 @click.option("--difficulty", type=click.IntRange(1, None), default=1, show_default=True)
 @click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True, help="First seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@catalog_option
 @unsafe_option
-def sample(env: str, count: int, difficulty: int, seed: int, as_json: bool, unsafe_no_sandbox: bool) -> None:
-    """Print instances of an environment: question, gold answer and instance data."""
-    source = load_source(env)
+def sample(
+    env: str,
+    count: int,
+    difficulty: int,
+    seed: int,
+    as_json: bool,
+    catalog_path: Path | None,
+    unsafe_no_sandbox: bool,
+) -> None:
+    """Print instances of an environment: question, gold answer and instance data.
+
+    ENV is anything `resyn check` takes, a catalog environment id included.
+    """
+    source = load_source(env, catalog_path)
     with Sandbox(
         source.source, filename=source.filename, config=sandbox_config(unsafe_no_sandbox, source)
     ) as sandbox:

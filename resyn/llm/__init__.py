@@ -17,15 +17,31 @@ recording), ``retry`` (what is retried), ``structured`` (parsing), ``pricing`` (
 
 from __future__ import annotations
 
-from resyn.llm.anthropic_provider import AnthropicModel
+from typing import TYPE_CHECKING, Any
+
 from resyn.llm.base import Model
 from resyn.llm.errors import LLMError, ProviderError, ReplayMissError, StructuredOutputError
 from resyn.llm.models import CallRecord, FinishReason, LLMRequest, LLMResponse, LLMSettings, Message
-from resyn.llm.openai_provider import OpenAIModel
 from resyn.llm.pricing import Price, estimate_cost, register_price
 from resyn.llm.recording import JsonlRecorder, MemoryRecorder, NullRecorder, Recorder, TeeRecorder
 from resyn.llm.registry import get_model, parse_model_string
 from resyn.llm.replay import ReplayModel, TranscriptEntry, write_transcript
+
+if TYPE_CHECKING:
+    from resyn.llm.anthropic_provider import AnthropicModel
+    from resyn.llm.openai_provider import OpenAIModel
+
+#: The provider SDKs take ~2 s to import; commands that never call a model should not pay for it.
+_LAZY = {"AnthropicModel": "resyn.llm.anthropic_provider", "OpenAIModel": "resyn.llm.openai_provider"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'resyn.llm' has no attribute {name!r}")
+
 
 __all__ = [
     "AnthropicModel",

@@ -76,6 +76,11 @@ class Model(ABC):
         """Checks before the first request (keys, endpoint): raise ``ResynError`` to fail the call."""
         return None
 
+    def check_ready(self) -> None:
+        """Raise the one-line ``ResynError`` now if no call could even be attempted (a missing key,
+        an unreadable transcript), so a batch job fails before it starts rather than on every call."""
+        self._prepare()
+
     async def _complete(self, request: LLMRequest) -> tuple[Completion, int]:
         self._prepare()
         return await call_with_retries(lambda: self._attempt(request), self.settings, label=self.spec)

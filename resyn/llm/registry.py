@@ -7,13 +7,17 @@ path, so ``openai/meta-llama/Llama-3.1-8B-Instruct`` and ``replay//abs/run.jsonl
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from resyn.errors import ResynError
-from resyn.llm.anthropic_provider import AnthropicModel
 from resyn.llm.base import Model
 from resyn.llm.models import LLMSettings
-from resyn.llm.openai_provider import OpenAIModel
 from resyn.llm.recording import Recorder
 from resyn.llm.replay import ReplayModel
+
+if TYPE_CHECKING:
+    from resyn.llm.anthropic_provider import AnthropicModel
+    from resyn.llm.openai_provider import OpenAIModel
 
 PROVIDERS = ("openai", "anthropic", "replay")
 _USAGE = "use openai/<model>, anthropic/<model> or replay/<path>"
@@ -45,5 +49,10 @@ def get_model(
         if base_url is not None or api_key is not None:
             raise ResynError(f"{spec} answers from a file: drop --base-url and the API key")
         return ReplayModel(name, settings=settings, recorder=recorder)
-    cls: type[OpenAIModel] | type[AnthropicModel] = OpenAIModel if provider == "openai" else AnthropicModel
+    # Imported here: each SDK costs ~1 s to import, and a run may use only one (or only replay).
+    cls: type[OpenAIModel] | type[AnthropicModel]
+    if provider == "openai":
+        from resyn.llm.openai_provider import OpenAIModel as cls
+    else:
+        from resyn.llm.anthropic_provider import AnthropicModel as cls
     return cls(name, base_url=base_url, api_key=api_key, settings=settings, recorder=recorder)

@@ -1,0 +1,217 @@
+"""A synthesis run: open or resume it, drive its keywords concurrently, and summarise.
+
+A run is named (``--run NAME``) and lives in the catalog (its configuration, tasks, rounds, calls)
+and in ``<catalog dir>/<NAME>/`` (``config.json``, ``log.txt`` and ``calls.jsonl``, the full call
+log, which is also a replay transcript). Rerunning with the same name continues with the keywords
+that are not finished; accepted and rejected keywords are not touched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from resyn.catalog import Catalog, CatalogStats
+from resyn.catalog.records import RunRecord, RunStatus, TaskRecord
+from resyn.errors import ResynError
+from resyn.llm import JsonlRecorder, LLMSettings, Model, TeeRecorder, get_model
+from resyn.sandbox import probe
+from resyn.synth.loop import RunAborted, SynthesisSettings, Synthesizer, task_id_for
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+#: Settings that define what a run produces; a resumed run must keep them. The others (rounds,
+#: concurrency, workers) are operational and may change between sessions of the same run.
+_FIXED_SETTINGS = ("model", "judge_model", "base_url", "judge_base_url", "checks", "write_max_tokens",
+                   "judge_max_tokens", "temperature")  # fmt: skip
+
+
+class RunSummary(BaseModel):
+    """What a run (or this session of it) ended with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    status: RunStatus
+    catalog: str
+    run_dir: str
+    seconds: float
+    tasks: list[TaskRecord]
+    stats: CatalogStats
+
+
+def default_run_name() -> str:
+    return datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
+
+
+def run_dir_for(catalog_path: Path, run_id: str) -> Path:
+    """Runs live next to their catalog: ``runs/catalog.duckdb`` ↔ ``runs/<run>/``."""
+    return catalog_path.parent / run_id
+
+
+def resolve_settings(
+    catalog: Catalog, run_id: str, requested: SynthesisSettings | None, keywords: list[str]
+) -> tuple[SynthesisSettings, bool]:
+    """The settings a run works with and whether it resumes an earlier session. ``requested`` is
+    ``None`` when the user gave no ``--model`` (allowed only to resume)."""
+    if not RUN_NAME.match(run_id):
+        raise ResynError(f"run name {run_id!r} is not usable: use letters, digits, '.', '_' and '-'")
+    existing = catalog.get_run(run_id)
+    if existing is None:
+        if requested is None:
+            raise ResynError(
+                "--model is required for a new run: e.g. --model openai/gpt-4o-mini, or replay/<transcript>"
+            )
+        if not keywords:
+            raise ResynError("no keywords: pass KEYWORD ... or --keywords FILE")
+        return requested, False
+    stored = SynthesisSettings.model_validate(existing.config["settings"])
+    if requested is None:
+        return stored, True
+    for field in _FIXED_SETTINGS:
+        if getattr(requested, field) != getattr(stored, field):
+            raise ResynError(
+                f"run {run_id!r} was started with a different {field.replace('_', '-')} "
+                f"({getattr(stored, field)!r}): rerun with the same options, or choose a new --run"
+            )
+    return requested, True
+
+
+def synthesize(
+    keywords: list[str],
+    *,
+    catalog: Catalog,
+    run_id: str,
+    settings: SynthesisSettings,
+    resumed: bool,
+    log: Callable[[str], None] = lambda line: None,
+    writer: Model | None = None,
+    judge_model: Model | None = None,
+) -> RunSummary:
+    """Run (or continue) ``run_id`` over ``keywords`` and return its summary. ``writer`` and
+    ``judge_model`` replace the models the settings name (tests, the demo). Ctrl-C and SIGTERM
+    stop cleanly with status ``interrupted``; a fault that would fail every call raises
+    ``RunAborted`` after recording status ``failed``."""
+    started = time.monotonic()
+    probe(settings.unsafe_no_sandbox)  # no isolation and no --unsafe-no-sandbox: stop before any call
+    run_dir = run_dir_for(catalog.path, run_id)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResynError(
+            f"cannot create run directory {run_dir} ({exc.strerror}): pass a writable --catalog"
+        ) from None
+    logfile = (run_dir / "log.txt").open("a", encoding="utf-8")
+
+    def emit(line: str) -> None:
+        logfile.write(f"{datetime.now(UTC).isoformat(timespec='seconds')} {line}\n")
+        logfile.flush()
+        log(line)
+
+    recorder = TeeRecorder(catalog, JsonlRecorder(run_dir / "calls.jsonl"))
+    llm_settings = LLMSettings(max_concurrency=settings.concurrency)
+    writer = writer or get_model(
+        settings.model, base_url=settings.base_url, settings=llm_settings, recorder=recorder
+    )
+    judge_model = judge_model or get_model(
+        settings.judge_model, base_url=settings.judge_base_url, settings=llm_settings, recorder=recorder
+    )
+    writer.check_ready()
+    judge_model.check_ready()
+
+    config = {"settings": settings.model_dump(mode="json"), "keywords": keywords}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if not resumed:
+        catalog.upsert_run(RunRecord(run_id=run_id, config=config, resyn_version=version("resyn")))
+    else:
+        catalog.set_run_status(run_id, "running")
+    known = {t.keyword for t in catalog.tasks(run_id)}
+    new = [k for k in keywords if k not in known]
+    catalog.add_tasks(
+        [
+            TaskRecord(
+                task_id=task_id_for(run_id, keyword), run_id=run_id, keyword=keyword, position=len(known) + i
+            )
+            for i, keyword in enumerate(new)
+        ]
+    )
+    todo = [t for t in catalog.tasks(run_id) if t.status in ("pending", "error")]
+    emit(
+        f"run {run_id}: {len(todo)} keyword(s) to do"
+        + (f" (resumed; {len(known) + len(new) - len(todo)} already finished)" if resumed else "")
+    )
+    synthesizer = Synthesizer(
+        run_id=run_id, settings=settings, writer=writer, judge_model=judge_model, catalog=catalog, log=emit
+    )
+    status: RunStatus = "failed"
+    try:
+        asyncio.run(_drive(synthesizer, todo, [writer, judge_model]))
+        status = "finished"
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status = "interrupted"
+        emit("interrupted: finished work is saved; rerun the same command to continue")
+    except RunAborted as exc:
+        emit(f"aborted: {exc}")
+        raise
+    finally:
+        synthesizer.close()
+        catalog.set_run_status(run_id, status, finished_at=datetime.now(UTC))
+        logfile.close()
+    return RunSummary(
+        run_id=run_id,
+        status=status,
+        catalog=str(catalog.path),
+        run_dir=str(run_dir),
+        seconds=round(time.monotonic() - started, 3),
+        tasks=catalog.tasks(run_id),
+        stats=catalog.stats(run_id),
+    )
+
+
+async def _drive(synthesizer: Synthesizer, todo: list[TaskRecord], models: list[Model]) -> None:
+    """``concurrency`` workers take tasks from a queue; the first fatal error cancels the rest."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    # Batch schedulers stop jobs with SIGTERM. Not possible outside the main thread or on non-Unix.
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, main.cancel)
+    queue: asyncio.Queue[TaskRecord] = asyncio.Queue()
+    for task in todo:
+        queue.put_nowait(task)
+
+    async def worker() -> None:
+        while True:
+            try:
+                task = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await synthesizer.run_task(task)
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(synthesizer.settings.concurrency, len(todo)))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for pending in workers:
+            pending.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for model in models:
+            await model.aclose()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def summary_document(summary: RunSummary) -> dict[str, Any]:
+    """The ``--json`` form of a summary."""
+    return summary.model_dump(mode="json")
