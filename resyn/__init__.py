@@ -21,29 +21,41 @@ _LAZY = {
     "Sandbox": "resyn.sandbox.session",
     "SandboxConfig": "resyn.sandbox.config",
     "load_source": "resyn.sources",
+    "Catalog": "resyn.catalog.store",
+    "SynthesisSettings": "resyn.synth.loop",
+    "synthesize": "resyn.synth.run",
+    "get_model": "resyn.llm.registry",
 }
 
 __all__ = [
+    "Catalog",
     "CheckConfig",
     "CheckReport",
     "Environment",
     "Sandbox",
     "SandboxConfig",
+    "SynthesisSettings",
     "__version__",
+    "get_model",
     "grading",
     "instance_rng",
     "load_source",
     "run_checks",
+    "synthesize",
 ]
 
 if TYPE_CHECKING:
     from resyn import grading
+    from resyn.catalog.store import Catalog
     from resyn.checks.config import CheckConfig
     from resyn.checks.report import CheckReport
     from resyn.checks.runner import run_checks
+    from resyn.llm.registry import get_model
     from resyn.sandbox.config import SandboxConfig
     from resyn.sandbox.session import Sandbox
     from resyn.sources import load_source
+    from resyn.synth.loop import SynthesisSettings
+    from resyn.synth.run import synthesize
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,14 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from resyn.catalog import Catalog, CatalogError, CatalogStats, EnvironmentRecord, default_catalog_path
+from resyn.catalog import (
+    Catalog,
+    CatalogError,
+    CatalogStats,
+    EnvironmentRecord,
+    EnvironmentSummary,
+    default_catalog_path,
+)
 from resyn.catalog.queries import jsonable
 from resyn.cli.app import cli, console, err_console
 
@@ -89,16 +96,26 @@ def list_command(
     if as_json:
         _echo_json([env.model_dump(mode="json") for env in environments])
         return
+    print_environment_list(environments)
+
+
+def print_environment_list(environments: list[EnvironmentSummary]) -> None:
+    """The table of ``resyn catalog list`` (also printed at the end of ``resyn demo``)."""
     if not environments:
         err_console.print("[dim]no environments match[/]")
         return
-    table = _table("id", "keyword", "levels", "gold", "rounds", "run", "description")
-    # An id must stay whole (it is what `show` and `check` take); the description gets what is
-    # left of the width, cut to one line.
+    table = _table("id", "keyword", "levels", "gold", "rounds", "description")
+    # An id must stay whole (it is what `show` and `check` take); the keyword may wrap; the
+    # description gets what is left of the width, cut to one line. The run is in --json.
     for column in table.columns[:-1]:
         column.no_wrap = column.header != "keyword"
-    table.columns[0].min_width = max(len(env.env_id) for env in environments)
-    table.columns[1].min_width = min(12, max(len(env.keyword) for env in environments))
+    id_width = max(len(env.env_id) for env in environments)
+    keyword_width = min(20, max(len(env.keyword) for env in environments))
+    table.columns[0].min_width = id_width
+    table.columns[1].min_width = min(12, keyword_width)
+    table.columns[1].max_width = keyword_width
+    # Rich squeezes columns away when a no-wrap column wants more than is left: bound it.
+    table.columns[-1].max_width = max(12, console.width - id_width - keyword_width - 28)
     table.columns[-1].no_wrap = True
     table.columns[-1].overflow = "ellipsis"
     for env in environments:
@@ -108,7 +125,6 @@ def list_command(
             str(env.max_difficulty),
             "yes" if env.has_solution else "no",
             str(env.rounds),
-            escape(env.run_id),
             escape(env.description or ""),
         )
     console.print(table)

@@ -13,6 +13,7 @@ from rich.table import Table
 from resyn.catalog import Catalog, default_catalog_path
 from resyn.checks import CheckConfig
 from resyn.cli.app import cli, console, err_console, unsafe_option
+from resyn.cli.catalog import print_environment_list
 from resyn.synth.keywords import collect_keywords
 from resyn.synth.loop import SynthesisSettings
 from resyn.synth.run import RunSummary, default_run_name, resolve_settings, synthesize
@@ -138,7 +139,13 @@ def demo(catalog_path: Path, run_name: str | None, as_json: bool, unsafe_no_sand
             "resyn/demo/transcript.jsonl; everything after the model runs for real."
         )
     summary = _run(catalog_path, run_id, settings, list(KEYWORDS))
-    report_summary(summary, as_json)
+    if not as_json:
+        print_summary(summary)
+        with Catalog.open(catalog_path, read_only=True) as catalog:
+            environments = catalog.list_environments()
+        console.print(f"\n[bold]catalog {escape(str(catalog_path))}[/]")
+        print_environment_list(environments)
+    report_summary(summary, as_json, printed=True)
     if not as_json:
         console.print(
             f"\nexplore: resyn catalog list --catalog {catalog_path} · "
@@ -146,11 +153,11 @@ def demo(catalog_path: Path, run_name: str | None, as_json: bool, unsafe_no_sand
         )
 
 
-def report_summary(summary: RunSummary, as_json: bool) -> None:
+def report_summary(summary: RunSummary, as_json: bool, *, printed: bool = False) -> None:
     """Print the per-keyword table and the funnel (or the JSON document); exit 130 if interrupted."""
     if as_json:
         click.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
-    else:
+    elif not printed:
         print_summary(summary)
     if summary.status == "interrupted":
         sys.exit(130)
