@@ -16,7 +16,7 @@ from resyn.cli.app import cli, console, err_console, unsafe_option
 from resyn.cli.catalog import print_environment_list
 from resyn.synth.keywords import collect_keywords
 from resyn.synth.loop import SynthesisSettings
-from resyn.synth.run import RunSummary, default_run_name, resolve_settings, synthesize
+from resyn.synth.run import RunSummary, default_run_name, preflight, resolve_settings, synthesize
 
 _OUTCOME_STYLE = {"accepted": "green", "rejected": "red", "error": "yellow", "pending": "dim"}
 
@@ -99,6 +99,7 @@ def synthesize_command(
         if check_workers is not None:
             fields["check_workers"] = check_workers
         requested = SynthesisSettings.model_validate(fields)
+        preflight(requested)  # a missing key or sandbox fails before the catalog is touched
     summary = _run(catalog_path or default_catalog_path(), run_name or default_run_name(), requested, words)
     report_summary(summary, as_json)
 

@@ -88,6 +88,14 @@ def resolve_settings(
     return requested, True
 
 
+def preflight(settings: SynthesisSettings) -> None:
+    """Everything that would fail every call or every check, checked before anything is written:
+    the sandbox (or --unsafe-no-sandbox), the keys and endpoints of both models, a replay file."""
+    probe(settings.unsafe_no_sandbox)
+    get_model(settings.model, base_url=settings.base_url).check_ready()
+    get_model(settings.judge_model, base_url=settings.judge_base_url).check_ready()
+
+
 def synthesize(
     keywords: list[str],
     *,
@@ -104,7 +112,12 @@ def synthesize(
     stop cleanly with status ``interrupted``; a fault that would fail every call raises
     ``RunAborted`` after recording status ``failed``."""
     started = time.monotonic()
-    probe(settings.unsafe_no_sandbox)  # no isolation and no --unsafe-no-sandbox: stop before any call
+    if writer is None or judge_model is None:
+        preflight(settings)
+    else:
+        probe(settings.unsafe_no_sandbox)
+        writer.check_ready()
+        judge_model.check_ready()
     run_dir = run_dir_for(catalog.path, run_id)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -127,8 +140,6 @@ def synthesize(
     judge_model = judge_model or get_model(
         settings.judge_model, base_url=settings.judge_base_url, settings=llm_settings, recorder=recorder
     )
-    writer.check_ready()
-    judge_model.check_ready()
 
     config = {"settings": settings.model_dump(mode="json"), "keywords": keywords}
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
