@@ -919,7 +919,8 @@ def _generate(path: Path, n: int) -> None:
             "INSERT INTO environments SELECT 'env_' || i || '-' || lpad(printf('%x', i), 8, '0'), 'env_' || i, "
             "'keyword ' || i, 'Docstring.\nMore.', repeat('x', 2000), lpad(printf('%x', i), 64, '0'), 1 + i % 5, "
             "i % 2 = 0, 'run' || (i % 10), 't' || i, 'c' || i || '_3', '{\"gold\": {\"x\": 1.0}}', '{\"q\": 4}', "
-            '\'{"candidate_ids": ["a", "b", "c"], "call_ids": []}\', TIMESTAMP \'2025-01-01\' + i * INTERVAL 1 SECOND '
+            '\'{"candidate_ids": ["a", "b", "c"], "call_ids": []}\', TIMESTAMP \'2025-01-01\' + i * INTERVAL 1 SECOND, '
+            "CASE WHEN i % 7 = 0 THEN 'too_easy' ELSE 'accepted' END, '[]', NULL "
             f"FROM range({n}) t(i)"
         )
     finally:

@@ -175,11 +175,72 @@ _V1 = (
     "CREATE INDEX environments_keyword ON environments (keyword)",
 )
 
+_V2 = (
+    "ALTER TABLE environments ADD COLUMN status VARCHAR DEFAULT 'accepted'",
+    "ALTER TABLE environments ADD COLUMN samples JSON DEFAULT '[]'",
+    "ALTER TABLE environments ADD COLUMN fingerprint JSON",
+    """CREATE TABLE proposals (
+        proposal_id   VARCHAR PRIMARY KEY,
+        run_id        VARCHAR NOT NULL,
+        seed_keyword  VARCHAR NOT NULL,
+        keyword       VARCHAR NOT NULL,
+        description   VARCHAR NOT NULL,
+        call_id       VARCHAR,
+        duplicate_of  VARCHAR,
+        similarity    DOUBLE,
+        created_at    TIMESTAMP NOT NULL
+    )""",
+    "CREATE INDEX proposals_run_id ON proposals (run_id)",
+    """CREATE TABLE duplicates (
+        duplicate_id  VARCHAR PRIMARY KEY,
+        run_id        VARCHAR,
+        kind          VARCHAR NOT NULL,
+        subject       VARCHAR NOT NULL,
+        duplicate_of  VARCHAR NOT NULL,
+        similarity    DOUBLE NOT NULL,
+        detail        JSON NOT NULL,
+        created_at    TIMESTAMP NOT NULL
+    )""",
+    "CREATE INDEX duplicates_run_id ON duplicates (run_id)",
+    """CREATE TABLE calibrations (
+        calibration_id        VARCHAR PRIMARY KEY,
+        env_id                VARCHAR NOT NULL,
+        run_id                VARCHAR,
+        solver_model          VARCHAR NOT NULL,
+        instances_per_level   INTEGER NOT NULL,
+        attempts_per_instance INTEGER NOT NULL,
+        status                VARCHAR NOT NULL,
+        levels                JSON NOT NULL,
+        learnability          DOUBLE NOT NULL,
+        any_verified          BOOLEAN NOT NULL,
+        created_at            TIMESTAMP NOT NULL
+    )""",
+    "CREATE INDEX calibrations_env_id ON calibrations (env_id)",
+    """CREATE TABLE solver_attempts (
+        attempt_id     VARCHAR PRIMARY KEY,
+        calibration_id VARCHAR NOT NULL,
+        env_id         VARCHAR NOT NULL,
+        seed           INTEGER NOT NULL,
+        difficulty     INTEGER NOT NULL,
+        call_id        VARCHAR,
+        answer         VARCHAR,
+        score          DOUBLE,
+        error          VARCHAR,
+        created_at     TIMESTAMP NOT NULL
+    )""",
+    "CREATE INDEX solver_attempts_calibration_id ON solver_attempts (calibration_id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
         description="runs, tasks, llm_calls, candidates, check reports, verdicts, environments",
         statements=_V1,
+    ),
+    Migration(
+        version=2,
+        description="environment status, samples and fingerprints; proposals, duplicates, calibrations",
+        statements=_V2,
     ),
 )
 """Every migration, oldest first. Append only: a released migration is never edited."""

@@ -28,7 +28,7 @@ SQL_ROW_LIMIT = 10_000
 """Rows returned by :func:`run_sql` at most: a terminal or a JSON consumer has no use for more,
 and ``LIMIT``/aggregates get the rest."""
 
-ENV_JSON_FIELDS = ("check_metrics", "judge_scores", "lineage")
+ENV_JSON_FIELDS = ("check_metrics", "judge_scores", "lineage", "samples", "fingerprint")
 
 
 class _Model(BaseModel):

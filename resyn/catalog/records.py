@@ -21,8 +21,15 @@ TaskStatus = Literal["pending", "accepted", "rejected", "error"]
 """``pending``: not finished (never started, or stopped mid-way); ``accepted``/``rejected``: final;
 ``error``: stopped by an infrastructure fault (provider, judge failure), retried on resume."""
 
+EnvStatus = Literal["accepted", "too_easy", "too_hard", "unproven"]
+"""``accepted``: training material (calibrated as learnable, or not calibrated). The others are kept
+but not exported by default: ``too_easy`` (the solver passes ≥ 95 % at every level), ``too_hard``
+(it never passes, though gold answers verify), ``unproven`` (it never passes and nothing shows the
+task solvable: no gold answer, or no verified attempt)."""
+
 CandidateOutcome = Literal[
     "accepted",
+    "duplicate",  # passed checks and judge, but near-duplicates an environment already in the catalog
     "no_code",  # no module could be extracted from the answer (no code, truncated, wrong contract)
     "checks_failed",  # static or sandboxed checks rejected it
     "judge_rejected",  # the judge said no
@@ -132,6 +139,85 @@ class EnvironmentRecord(_Row):
     """Per check, the metrics of the accepting check run."""
     judge_scores: dict[str, int]
     lineage: Lineage
+    created_at: datetime = Field(default_factory=utcnow)
+    status: EnvStatus = "accepted"
+    samples: list[dict[str, Any]] = Field(default_factory=list)
+    """Sampled questions with gold answers (lowest and highest level), as the judge saw them."""
+    fingerprint: dict[str, Any] | None = None
+    """Code and question signatures for near-duplicate detection (``resyn.synth.similarity``)."""
+
+
+class ProposalRecord(_Row):
+    """One task idea the ``propose`` prompt produced from a seed keyword."""
+
+    proposal_id: str
+    run_id: str
+    seed_keyword: str
+    keyword: str
+    description: str
+    call_id: str | None
+    duplicate_of: str | None = None
+    """The idea or catalog keyword this one near-duplicates; ``None`` when it was kept."""
+    similarity: float | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DuplicateRecord(_Row):
+    """A near-duplicate that was skipped, with what it duplicates (never silently dropped)."""
+
+    duplicate_id: str
+    run_id: str | None
+    kind: Literal["proposal", "environment"]
+    subject: str
+    """The proposal's keyword, or the duplicate candidate's id."""
+    duplicate_of: str
+    """The keyword or environment id it duplicates."""
+    similarity: float
+    detail: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CalibrationLevel(_Row):
+    difficulty: int
+    attempts: int
+    """Solver attempts that produced an answer to score (failed calls are not attempts)."""
+    correct: int
+    failed_calls: int = 0
+    pass_rate: float | None
+    """``correct / attempts``; ``None`` when no attempt could be made."""
+    learnability: float | None
+    """``4 p (1 - p)``: 1 at p = 0.5, 0 at p = 0 or 1 — how much RL signal the level gives."""
+
+
+class CalibrationRecord(_Row):
+    """One solver calibration of one environment."""
+
+    calibration_id: str
+    env_id: str
+    run_id: str | None
+    solver_model: str
+    instances_per_level: int
+    attempts_per_instance: int
+    status: EnvStatus
+    levels: list[CalibrationLevel]
+    learnability: float
+    """Mean learnability over the levels with attempts (what ``--sort learnability`` ranks by)."""
+    any_verified: bool
+    """Some attempt scored 1.0: the task is shown solvable even without a gold answer."""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SolverAttempt(_Row):
+    attempt_id: str
+    calibration_id: str
+    env_id: str
+    seed: int
+    difficulty: int
+    call_id: str | None
+    answer: str | None
+    """The extracted answer (``None`` when the call failed or nothing could be extracted)."""
+    score: float | None
+    error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 

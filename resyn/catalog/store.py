@@ -40,16 +40,20 @@ from resyn.catalog.migrations import (
     schema_version,
 )
 from resyn.catalog.records import (
+    CalibrationRecord,
     CandidateRecord,
+    DuplicateRecord,
     EnvironmentRecord,
+    ProposalRecord,
     RunRecord,
     RunStatus,
+    SolverAttempt,
     TaskRecord,
     TaskStatus,
     VerdictRecord,
     utcnow,
 )
-from resyn.catalog.rows import M, decode, decode_many, encode, insert_sql, to_db_time
+from resyn.catalog.rows import M, decode, decode_many, decode_value, encode, insert_sql, to_db_time
 from resyn.checks.report import CheckReport, CheckResult
 from resyn.llm.models import CallRecord
 
@@ -393,6 +397,72 @@ class Catalog:
             [candidate_id],
             _VERDICT_JSON,
         )
+
+    # -- proposals and duplicates -------------------------------------------------------------------
+    def add_proposals(self, proposals: Sequence[ProposalRecord]) -> None:
+        """Store the ideas of one ``propose`` call together (kept and duplicate ones alike)."""
+        if not proposals:
+            return
+        with self._transaction() as conn:
+            rows = [encode(p) for p in proposals]
+            conn.executemany(insert_sql("proposals", list(rows[0])), [list(r.values()) for r in rows])
+
+    def proposals(self, run_id: str) -> list[ProposalRecord]:
+        return self._select(
+            ProposalRecord,
+            "SELECT * FROM proposals WHERE run_id = ? ORDER BY created_at, proposal_id",
+            [run_id],
+        )
+
+    def add_duplicate(self, duplicate: DuplicateRecord) -> None:
+        with self._transaction() as conn:
+            self._insert(conn, "duplicates", encode(duplicate, ("detail",)))
+
+    def duplicates(self, run_id: str | None = None) -> list[DuplicateRecord]:
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+        return self._select(
+            DuplicateRecord, f"SELECT * FROM duplicates {where} ORDER BY created_at", params, ("detail",)
+        )
+
+    # -- calibrations -----------------------------------------------------------------------------
+    def add_calibration(self, calibration: CalibrationRecord, attempts: Sequence[SolverAttempt]) -> None:
+        """Store a calibration with its raw attempts and set the environment's status, in one
+        transaction: an environment's status always matches its latest calibration."""
+        with self._transaction() as conn:
+            self._insert(conn, "calibrations", encode(calibration, ("levels",)))
+            if attempts:
+                rows = [encode(a) for a in attempts]
+                conn.executemany(
+                    insert_sql("solver_attempts", list(rows[0])), [list(r.values()) for r in rows]
+                )
+            conn.execute(
+                "UPDATE environments SET status = ? WHERE env_id = ?",
+                [calibration.status, calibration.env_id],
+            )
+
+    def calibrations(self, env_id: str) -> list[CalibrationRecord]:
+        """The environment's calibrations, oldest first."""
+        return self._select(
+            CalibrationRecord,
+            "SELECT * FROM calibrations WHERE env_id = ? ORDER BY created_at, calibration_id",
+            [env_id],
+            ("levels",),
+        )
+
+    def solver_attempts(self, calibration_id: str) -> list[SolverAttempt]:
+        return self._select(
+            SolverAttempt,
+            "SELECT * FROM solver_attempts WHERE calibration_id = ? ORDER BY difficulty, seed, attempt_id",
+            [calibration_id],
+        )
+
+    def fingerprints(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(env_id, fingerprint)`` of every environment that has one (for duplicate detection)."""
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT env_id, fingerprint FROM environments WHERE fingerprint IS NOT NULL ORDER BY created_at"
+            ).fetchall()
+        return [(env_id, decode_value(value, is_json=True)) for env_id, value in rows]
 
     # -- environments -----------------------------------------------------------------------------
     def accept(self, env: EnvironmentRecord, candidate: CandidateRecord, task: TaskRecord) -> str:
