@@ -16,7 +16,15 @@ from resyn.cli.app import cli, console, err_console, unsafe_option
 from resyn.cli.catalog import print_environment_list
 from resyn.synth.keywords import collect_keywords
 from resyn.synth.loop import SynthesisSettings
-from resyn.synth.run import RunSummary, default_run_name, preflight, resolve_settings, synthesize
+from resyn.synth.run import (
+    RunSummary,
+    check_new_run,
+    check_run_name,
+    default_run_name,
+    preflight,
+    resolve_settings,
+    synthesize,
+)
 
 _OUTCOME_STYLE = {"accepted": "green", "rejected": "red", "error": "yellow", "pending": "dim"}
 
@@ -106,6 +114,9 @@ def synthesize_command(
 
 def _run(path: Path, run_id: str, requested: SynthesisSettings | None, words: list[str]) -> RunSummary:
     """Open the catalog as its one writer, start or resume ``run_id``, and run it to the end."""
+    check_run_name(run_id)
+    if not path.exists():  # no catalog, so a new run: what it lacks fails before the file is made
+        check_new_run(requested, words)
     with Catalog.open(path) as catalog:
         settings, resumed = resolve_settings(catalog, run_id, requested, words)
         return synthesize(

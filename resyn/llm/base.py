@@ -160,7 +160,8 @@ class Model(ABC):
                 cost_usd=cost,
                 attempts=attempts,
                 text=completion.text if completion else None,
-                error=str(error) if error is not None else None,
+                # A cancelled call (Ctrl-C, a run stopping) has an empty message: name it.
+                error=(str(error) or type(error).__name__) if error is not None else None,
                 error_type=type(error).__name__ if error is not None else None,
                 tags=request.tags,
                 request=request.model_dump(mode="json"),

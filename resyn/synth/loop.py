@@ -133,7 +133,11 @@ class Synthesizer:
         history = self.catalog.candidates(task.task_id)
         current: CandidateRecord | None = None
         if history and history[-1].outcome in (None, "error", "judge_error"):
-            current = history.pop()  # unfinished: continue it from its first missing step
+            # Unfinished: continue it from its first missing step, without the outcome of the
+            # failed attempt (``_advance`` reads an outcome after the write as "this round ended").
+            current = history.pop().model_copy(
+                update={"outcome": None, "reason": None, "feedback": None, "finished_at": None}
+            )
         while True:
             if current is None:
                 round_number = len(history) + 1

@@ -27,6 +27,7 @@ from resyn.catalog.records import RunRecord, RunStatus, TaskRecord
 from resyn.errors import ResynError
 from resyn.llm import JsonlRecorder, LLMSettings, Model, TeeRecorder, get_model
 from resyn.sandbox import probe
+from resyn.synth.keywords import normalize_keyword
 from resyn.synth.loop import RunAborted, SynthesisSettings, Synthesizer, task_id_for
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -60,22 +61,32 @@ def run_dir_for(catalog_path: Path, run_id: str) -> Path:
     return catalog_path.parent / run_id
 
 
+def check_run_name(run_id: str) -> None:
+    """A run name is also a directory name next to the catalog."""
+    if not RUN_NAME.match(run_id):
+        raise ResynError(f"run name {run_id!r} is not usable: use letters, digits, '.', '_' and '-'")
+
+
+def check_new_run(requested: SynthesisSettings | None, keywords: list[str]) -> SynthesisSettings:
+    """What a new run needs besides a name: ``--model`` and keywords."""
+    if requested is None:
+        raise ResynError(
+            "--model is required for a new run: e.g. --model openai/gpt-4o-mini, or replay/<transcript>"
+        )
+    if not keywords:
+        raise ResynError("no keywords: pass KEYWORD ... or --keywords FILE")
+    return requested
+
+
 def resolve_settings(
     catalog: Catalog, run_id: str, requested: SynthesisSettings | None, keywords: list[str]
 ) -> tuple[SynthesisSettings, bool]:
     """The settings a run works with and whether it resumes an earlier session. ``requested`` is
     ``None`` when the user gave no ``--model`` (allowed only to resume)."""
-    if not RUN_NAME.match(run_id):
-        raise ResynError(f"run name {run_id!r} is not usable: use letters, digits, '.', '_' and '-'")
+    check_run_name(run_id)
     existing = catalog.get_run(run_id)
     if existing is None:
-        if requested is None:
-            raise ResynError(
-                "--model is required for a new run: e.g. --model openai/gpt-4o-mini, or replay/<transcript>"
-            )
-        if not keywords:
-            raise ResynError("no keywords: pass KEYWORD ... or --keywords FILE")
-        return requested, False
+        return check_new_run(requested, keywords), False
     stored = SynthesisSettings.model_validate(existing.config["settings"])
     if requested is None:
         return stored, True
@@ -133,6 +144,9 @@ def synthesize(
         log(line)
 
     recorder = TeeRecorder(catalog, JsonlRecorder(run_dir / "calls.jsonl"))
+    for given in (writer, judge_model):
+        if given is not None:  # models built by the caller record into the run too
+            given.recorder = TeeRecorder(recorder, given.recorder)
     llm_settings = LLMSettings(max_concurrency=settings.concurrency)
     writer = writer or get_model(
         settings.model, base_url=settings.base_url, settings=llm_settings, recorder=recorder
@@ -142,13 +156,12 @@ def synthesize(
     )
 
     config = {"settings": settings.model_dump(mode="json"), "keywords": keywords}
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     if not resumed:
         catalog.upsert_run(RunRecord(run_id=run_id, config=config, resyn_version=version("resyn")))
     else:
         catalog.set_run_status(run_id, "running")
-    known = {t.keyword for t in catalog.tasks(run_id)}
-    new = [k for k in keywords if k not in known]
+    known = {normalize_keyword(t.keyword) for t in catalog.tasks(run_id)}
+    new = [k for k in keywords if normalize_keyword(k) not in known]
     catalog.add_tasks(
         [
             TaskRecord(
@@ -157,7 +170,11 @@ def synthesize(
             for i, keyword in enumerate(new)
         ]
     )
-    todo = [t for t in catalog.tasks(run_id) if t.status in ("pending", "error")]
+    run_tasks = catalog.tasks(run_id)
+    # The file describes the whole run, also when this session resumes it with fewer keywords.
+    run_file = {**config, "keywords": [t.keyword for t in run_tasks]}
+    (run_dir / "config.json").write_text(json.dumps(run_file, indent=2) + "\n")
+    todo = [t for t in run_tasks if t.status in ("pending", "error")]
     emit(
         f"run {run_id}: {len(todo)} keyword(s) to do"
         + (f" (resumed; {len(known) + len(new) - len(todo)} already finished)" if resumed else "")
