@@ -53,6 +53,7 @@ VARIABLES: dict[str, dict[str, Any]] = {
         "checks": CHECKS,
     },
     "propose": {"seed_keyword": "graphs", "n": 5, "existing": ["graph colouring", "shortest path"]},
+    "solve": {"question": "Colour the graph with 3 colours. Answer with the colours separated by commas."},
 }
 
 

@@ -66,7 +66,7 @@ __all__ = [
 #: Environment variable naming another template directory (a copy of ``prompts/`` to experiment).
 PROMPTS_DIR_ENV = "RESYN_PROMPTS_DIR"
 #: The steps of the synthesis loop, in the order they are listed.
-PROMPT_NAMES = ("write", "revise", "judge", "propose")
+PROMPT_NAMES = ("write", "revise", "judge", "propose", "solve")
 #: The blocks every template defines, rendered into the system and the user message.
 BLOCKS = ("system", "user")
 #: The bundled example shown to the writing model: its verifier checks constraints and accepts every
