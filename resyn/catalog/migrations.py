@@ -179,6 +179,7 @@ _V2 = (
     "ALTER TABLE environments ADD COLUMN status VARCHAR DEFAULT 'accepted'",
     "ALTER TABLE environments ADD COLUMN samples JSON DEFAULT '[]'",
     "ALTER TABLE environments ADD COLUMN fingerprint JSON",
+    "ALTER TABLE verdicts ADD COLUMN verdict JSON",
     """CREATE TABLE proposals (
         proposal_id   VARCHAR PRIMARY KEY,
         run_id        VARCHAR NOT NULL,

@@ -113,6 +113,8 @@ class VerdictRecord(_Row):
     scores: dict[str, int] = Field(default_factory=dict)
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    verdict: dict[str, Any] | None = None
+    """The whole structured verdict, so a resumed round reuses it instead of asking again."""
 
 
 class Lineage(_Row):

@@ -65,7 +65,7 @@ CATALOG_ENV_VAR = "RESYN_CATALOG"
 _CALL_JSON = ("tags", "request", "response")
 _RESULT_JSON = ("metrics", "evidence")
 _RUN_JSON = ("config",)
-_VERDICT_JSON = ("scores",)
+_VERDICT_JSON = ("scores", "verdict")
 _CALL_IDS = ("call_id", "run_id", "task_id", "candidate_id")
 
 
@@ -429,16 +429,21 @@ class Catalog:
         """Store a calibration with its raw attempts and set the environment's status, in one
         transaction: an environment's status always matches its latest calibration."""
         with self._transaction() as conn:
-            self._insert(conn, "calibrations", encode(calibration, ("levels",)))
-            if attempts:
-                rows = [encode(a) for a in attempts]
-                conn.executemany(
-                    insert_sql("solver_attempts", list(rows[0])), [list(r.values()) for r in rows]
-                )
-            conn.execute(
-                "UPDATE environments SET status = ? WHERE env_id = ?",
-                [calibration.status, calibration.env_id],
-            )
+            self._put_calibration(conn, calibration, attempts)
+
+    def _put_calibration(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        calibration: CalibrationRecord,
+        attempts: Sequence[SolverAttempt],
+    ) -> None:
+        self._insert(conn, "calibrations", encode(calibration, ("levels",)))
+        if attempts:
+            rows = [encode(a) for a in attempts]
+            conn.executemany(insert_sql("solver_attempts", list(rows[0])), [list(r.values()) for r in rows])
+        conn.execute(
+            "UPDATE environments SET status = ? WHERE env_id = ?", [calibration.status, calibration.env_id]
+        )
 
     def calibrations(self, env_id: str) -> list[CalibrationRecord]:
         """The environment's calibrations, oldest first."""
@@ -465,7 +470,13 @@ class Catalog:
         return [(env_id, decode_value(value, is_json=True)) for env_id, value in rows]
 
     # -- environments -----------------------------------------------------------------------------
-    def accept(self, env: EnvironmentRecord, candidate: CandidateRecord, task: TaskRecord) -> str:
+    def accept(
+        self,
+        env: EnvironmentRecord,
+        candidate: CandidateRecord,
+        task: TaskRecord,
+        calibration: tuple[CalibrationRecord, Sequence[SolverAttempt]] | None = None,
+    ) -> str:
         """Record an acceptance in one transaction: the environment, the candidate's final row and
         the task's final row. The same code accepted again (same ``env_id``) keeps the first
         environment row; the candidate and task rows are written either way. Returns the env id."""
@@ -475,6 +486,8 @@ class Catalog:
                 self._insert(conn, "environments", encode(env, queries.ENV_JSON_FIELDS))
             self._put_candidate(conn, candidate)
             self._put_task(conn, task)
+            if calibration is not None:
+                self._put_calibration(conn, *calibration)
         return env.env_id
 
     def list_environments(

@@ -13,6 +13,7 @@ import sys
 import click
 
 from resyn.cli import (
+    calibrate,  # noqa: F401  (registers calibrate)
     catalog,  # noqa: F401  (registers catalog list, show, sql, stats)
     check,  # noqa: F401  (registers check, sample, bench)
     prompts,  # noqa: F401  (registers prompts list, render)

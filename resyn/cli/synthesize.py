@@ -13,6 +13,7 @@ from rich.table import Table
 from resyn.catalog import Catalog, default_catalog_path
 from resyn.checks import CheckConfig
 from resyn.cli.app import cli, console, err_console, unsafe_option
+from resyn.cli.calibrate import calibration_settings, solver_options
 from resyn.cli.catalog import print_environment_list
 from resyn.synth.keywords import collect_keywords
 from resyn.synth.loop import SynthesisSettings
@@ -61,6 +62,7 @@ _OUTCOME_STYLE = {"accepted": "green", "rejected": "red", "error": "yellow", "pe
 @click.option("--catalog", "catalog_path", type=click.Path(path_type=Path), envvar="RESYN_CATALOG", default=None,
               help="Catalog file (default runs/catalog.duckdb, or RESYN_CATALOG).")  # fmt: skip
 @click.option("--run", "run_name", help="Run name; rerun with the same name to continue (default: the time).")
+@solver_options
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as one JSON document.")
 @unsafe_option
 def synthesize_command(
@@ -78,6 +80,10 @@ def synthesize_command(
     run_name: str | None,
     as_json: bool,
     unsafe_no_sandbox: bool,
+    solver_model: str | None,
+    solver_base_url: str | None,
+    solver_instances: int,
+    solver_attempts: int,
 ) -> None:
     """Write environments for KEYWORDs with an LLM, check them, judge them, revise, and catalog
     the accepted ones.
@@ -103,6 +109,9 @@ def synthesize_command(
             "concurrency": concurrency,
             "unsafe_no_sandbox": unsafe_no_sandbox,
             "checks": CheckConfig() if seeds is None else CheckConfig(seeds_per_level=seeds),
+            "calibration": calibration_settings(
+                solver_model, solver_base_url, solver_instances, solver_attempts
+            ),
         }
         if check_workers is not None:
             fields["check_workers"] = check_workers

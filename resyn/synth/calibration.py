@@ -21,6 +21,7 @@ The status that follows (``resyn.catalog.records.EnvStatus``):
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from resyn.catalog import Catalog
 from resyn.catalog.records import CalibrationLevel, CalibrationRecord, EnvStatus, SolverAttempt
 from resyn.grading import extract_answer
 from resyn.llm import LLMError, Model
@@ -94,6 +96,7 @@ async def calibrate(
     sandbox_config: SandboxConfig,
     run_id: str | None,
     in_pool: PoolRunner,
+    tags: dict[str, str] | None = None,
 ) -> tuple[CalibrationRecord, list[SolverAttempt]]:
     """Calibrate one environment. ``in_pool`` runs blocking sandbox work off the event loop.
     Provider faults of single calls become failed attempts; faults that would fail every call
@@ -105,7 +108,9 @@ async def calibrate(
         for index in range(settings.instances_per_level)
     ]
     drawn = await in_pool(lambda: _sample(code, keys, sandbox_config))
-    tags = {"env_id": env_id, "calibration_id": calibration_id} | ({"run_id": run_id} if run_id else {})
+    tags = (tags or {}) | {"env_id": env_id, "calibration_id": calibration_id}
+    if run_id:
+        tags["run_id"] = run_id
 
     async def attempt(seed: int, level: int, question: str) -> tuple[str | None, str | None, str]:
         call_id = uuid.uuid4().hex
@@ -235,3 +240,62 @@ def _verify(
         else None
         for r in results
     ]
+
+
+def calibrate_environments(
+    catalog: Catalog,
+    env_ids: list[str],
+    settings: CalibrationSettings,
+    *,
+    sandbox_config: SandboxConfig,
+    concurrency: int = 8,
+    log: Callable[[str], None] = lambda line: None,
+    solver: Model | None = None,
+) -> list[CalibrationRecord]:
+    """Calibrate catalog environments again (``resyn calibrate``), e.g. against a newer policy. Each
+    calibration and the environment's new status are stored in one transaction as it finishes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from resyn.llm import LLMSettings, get_model
+    from resyn.sandbox import probe
+
+    probe(sandbox_config.unsafe_no_sandbox)
+    environments = [catalog.environment(env_id) for env_id in env_ids]  # unknown ids fail before any call
+    solver = solver or get_model(
+        settings.solver_model,
+        base_url=settings.solver_base_url,
+        settings=LLMSettings(max_concurrency=concurrency),
+        recorder=catalog,
+    )
+    solver.check_ready()
+    pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="resyn-calibrate")
+
+    async def in_pool(fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn)
+
+    async def run_all() -> list[CalibrationRecord]:
+        done = []
+        try:
+            for env in environments:
+                record, attempts = await calibrate(
+                    env_id=env.env_id,
+                    code=env.code,
+                    max_difficulty=env.max_difficulty,
+                    has_solution=env.has_solution,
+                    solver=solver,
+                    settings=settings,
+                    sandbox_config=sandbox_config,
+                    run_id=None,
+                    in_pool=in_pool,
+                )
+                catalog.add_calibration(record, attempts)
+                log(f"{env.env_id}: {record.status} (learnability {record.learnability:.2f})")
+                done.append(record)
+        finally:
+            await solver.aclose()
+        return done
+
+    try:
+        return asyncio.run(run_all())
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

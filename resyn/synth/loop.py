@@ -24,9 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from resyn.catalog import Catalog
 from resyn.catalog.records import (
+    CalibrationRecord,
     CandidateRecord,
     EnvironmentRecord,
     Lineage,
+    SolverAttempt,
     TaskRecord,
     VerdictRecord,
     env_id_for,
@@ -36,6 +38,7 @@ from resyn.errors import ResynError
 from resyn.llm import LLMError, Model, ProviderError, ReplayMissError
 from resyn.sandbox import SandboxConfig
 from resyn.synth import prompts
+from resyn.synth.calibration import CalibrationSettings, calibrate
 from resyn.synth.extract import extract_module
 from resyn.synth.judge import JudgeOutcome, Verdict, judge, judge_samples
 
@@ -74,6 +77,8 @@ class SynthesisSettings(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     """Writer temperature; ``None`` leaves the provider's default."""
     checks: CheckConfig = Field(default_factory=CheckConfig)
+    calibration: CalibrationSettings | None = None
+    """Solver calibration of every environment the judge accepts (``--solver-model``)."""
     unsafe_no_sandbox: bool = False
     """Run candidates without isolation: only for a transcript of code you trust."""
 
@@ -108,11 +113,13 @@ class Synthesizer:
         judge_model: Model,
         catalog: Catalog,
         log: Callable[[str], None],
+        solver: Model | None = None,
     ) -> None:
         self.run_id = run_id
         self.settings = settings
         self.writer = writer
         self.judge_model = judge_model
+        self.solver = solver
         self.catalog = catalog
         self.log = log
         self.sandbox_config = SandboxConfig(unsafe_no_sandbox=settings.unsafe_no_sandbox)
@@ -212,33 +219,77 @@ class Synthesizer:
             )
         self.log(f"{task.keyword!r} round {candidate.round}: checks passed ({report.seconds:.1f} s)")
 
-        try:
-            outcome = await self._judge(task, candidate, report, tags)
-        except LLMError as exc:
-            _abort_if_fatal(exc)
-            return self._finish(candidate, "error", f"judge call failed: {exc}")
-        verdict = outcome.verdict
-        self.catalog.add_verdict(
-            VerdictRecord(
-                verdict_id=uuid.uuid4().hex,
-                candidate_id=candidate.candidate_id,
-                call_id=outcome.call_ids[-1] if outcome.call_ids else None,
-                accept=verdict.accept if verdict else None,
-                feedback=verdict.feedback if verdict else None,
-                scores=verdict.scores if verdict else {},
-                error=outcome.error,
-            )
-        )
+        assert report.max_difficulty is not None and candidate.code is not None
+        code, levels = candidate.code, report.max_difficulty
+        samples = await self._in_pool(lambda: judge_samples(code, levels, self.sandbox_config))
+        verdict = self._stored_verdict(candidate)  # a resumed round is not judged twice
         if verdict is None:
-            self.log(f"{task.keyword!r} round {candidate.round}: judge failed ({outcome.error})")
-            return self._finish(candidate, "judge_error", f"judge failed: {outcome.error}")
+            try:
+                outcome = await self._judge(task, candidate, report, samples, tags)
+            except LLMError as exc:
+                _abort_if_fatal(exc)
+                return self._finish(candidate, "error", f"judge call failed: {exc}")
+            verdict = outcome.verdict
+            self.catalog.add_verdict(
+                VerdictRecord(
+                    verdict_id=uuid.uuid4().hex,
+                    candidate_id=candidate.candidate_id,
+                    call_id=outcome.call_ids[-1] if outcome.call_ids else None,
+                    accept=verdict.accept if verdict else None,
+                    feedback=verdict.feedback if verdict else None,
+                    scores=verdict.scores if verdict else {},
+                    error=outcome.error,
+                    verdict=verdict.model_dump() if verdict else None,
+                )
+            )
+            if verdict is None:
+                self.log(f"{task.keyword!r} round {candidate.round}: judge failed ({outcome.error})")
+                return self._finish(candidate, "judge_error", f"judge failed: {outcome.error}")
         if not verdict.accept:
             self.log(f"{task.keyword!r} round {candidate.round}: judge rejected it")
             return self._finish(
                 candidate, "judge_rejected", f"judge rejected: {_first_line(verdict.feedback)}",
                 _judge_feedback(verdict),
             )  # fmt: skip
-        return self._accept(task, candidate, report, verdict)
+        calibration: tuple[CalibrationRecord, list[SolverAttempt]] | None = None
+        if self.solver is not None and self.settings.calibration is not None:
+            try:
+                calibration = await self._calibrate(task, candidate, report)
+            except LLMError as exc:
+                _abort_if_fatal(exc)
+                raise
+        return self._accept(task, candidate, report, verdict, samples, calibration)
+
+    def _stored_verdict(self, candidate: CandidateRecord) -> Verdict | None:
+        for stored in reversed(self.catalog.verdicts(candidate.candidate_id)):
+            if stored.verdict is not None:
+                return Verdict.model_validate(stored.verdict)
+        return None
+
+    async def _calibrate(
+        self, task: TaskRecord, candidate: CandidateRecord, report: CheckReport
+    ) -> tuple[CalibrationRecord, list[SolverAttempt]]:
+        assert self.solver is not None and self.settings.calibration is not None
+        assert candidate.code is not None and candidate.code_sha256 is not None
+        assert report.env_name is not None and report.max_difficulty is not None
+        record, attempts = await calibrate(
+            env_id=env_id_for(report.env_name, candidate.code_sha256),
+            code=candidate.code,
+            max_difficulty=report.max_difficulty,
+            has_solution=bool(report.has_solution),
+            solver=self.solver,
+            settings=self.settings.calibration,
+            sandbox_config=self.sandbox_config,
+            run_id=self.run_id,
+            in_pool=self._in_pool,
+            tags={"task_id": task.task_id, "candidate_id": candidate.candidate_id},
+        )
+        rates = ", ".join(
+            f"{level.difficulty}:{'-' if level.pass_rate is None else f'{level.pass_rate:.2f}'}"
+            for level in record.levels
+        )
+        self.log(f"{task.keyword!r}: solver pass rates by level {rates} → {record.status}")
+        return record, attempts
 
     async def _write(
         self,
@@ -297,15 +348,18 @@ class Synthesizer:
         )
 
     async def _judge(
-        self, task: TaskRecord, candidate: CandidateRecord, report: CheckReport, tags: dict[str, str]
+        self,
+        task: TaskRecord,
+        candidate: CandidateRecord,
+        report: CheckReport,
+        samples: list[dict[str, Any]],
+        tags: dict[str, str],
     ) -> JudgeOutcome:
-        assert candidate.code is not None and report.max_difficulty is not None
-        code, levels = candidate.code, report.max_difficulty
-        samples = await self._in_pool(lambda: judge_samples(code, levels, self.sandbox_config))
+        assert candidate.code is not None
         return await judge(
             self.judge_model,
             keyword=task.keyword,
-            code=code,
+            code=candidate.code,
             samples=samples,
             report=report,
             max_tokens=self.settings.judge_max_tokens,
@@ -327,7 +381,13 @@ class Synthesizer:
         return done
 
     def _accept(
-        self, task: TaskRecord, candidate: CandidateRecord, report: CheckReport, verdict: Verdict
+        self,
+        task: TaskRecord,
+        candidate: CandidateRecord,
+        report: CheckReport,
+        verdict: Verdict,
+        samples: list[dict[str, Any]],
+        calibration: tuple[CalibrationRecord, list[SolverAttempt]] | None,
     ) -> CandidateRecord:
         assert candidate.code is not None and candidate.code_sha256 is not None
         assert report.env_name is not None and report.max_difficulty is not None
@@ -359,6 +419,12 @@ class Synthesizer:
             check_metrics={c.name: c.metrics for c in report.checks if c.metrics},
             judge_scores=verdict.scores,
             lineage=lineage,
+            samples=samples,
+            # Without calibration, an environment with no gold answer has nothing that shows it
+            # solvable: kept, but not training material until a solver passes it.
+            status=calibration[0].status
+            if calibration
+            else ("accepted" if report.has_solution else "unproven"),
         )
         final_task = task.model_copy(
             update={
@@ -369,8 +435,9 @@ class Synthesizer:
                 "updated_at": datetime.now(UTC),
             }
         )
-        env_id = self.catalog.accept(env, done, final_task)
-        self.log(f"{task.keyword!r}: accepted as {env_id} in round {candidate.round}")
+        env_id = self.catalog.accept(env, done, final_task, calibration)
+        status = "" if env.status == "accepted" else f" (status {env.status})"
+        self.log(f"{task.keyword!r}: accepted as {env_id} in round {candidate.round}{status}")
         return done
 
 

@@ -105,6 +105,10 @@ def preflight(settings: SynthesisSettings) -> None:
     probe(settings.unsafe_no_sandbox)
     get_model(settings.model, base_url=settings.base_url).check_ready()
     get_model(settings.judge_model, base_url=settings.judge_base_url).check_ready()
+    if settings.calibration is not None:
+        get_model(
+            settings.calibration.solver_model, base_url=settings.calibration.solver_base_url
+        ).check_ready()
 
 
 def synthesize(
@@ -154,6 +158,14 @@ def synthesize(
     judge_model = judge_model or get_model(
         settings.judge_model, base_url=settings.judge_base_url, settings=llm_settings, recorder=recorder
     )
+    solver: Model | None = None
+    if settings.calibration is not None:
+        solver = get_model(
+            settings.calibration.solver_model,
+            base_url=settings.calibration.solver_base_url,
+            settings=llm_settings,
+            recorder=recorder,
+        )
 
     config = {"settings": settings.model_dump(mode="json"), "keywords": keywords}
     if not resumed:
@@ -180,11 +192,17 @@ def synthesize(
         + (f" (resumed; {len(known) + len(new) - len(todo)} already finished)" if resumed else "")
     )
     synthesizer = Synthesizer(
-        run_id=run_id, settings=settings, writer=writer, judge_model=judge_model, catalog=catalog, log=emit
+        run_id=run_id,
+        settings=settings,
+        writer=writer,
+        judge_model=judge_model,
+        catalog=catalog,
+        log=emit,
+        solver=solver,
     )
     status: RunStatus = "failed"
     try:
-        asyncio.run(_drive(synthesizer, todo, [writer, judge_model]))
+        asyncio.run(_drive(synthesizer, todo, [m for m in (writer, judge_model, solver) if m is not None]))
         status = "finished"
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
