@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RunStatus = Literal["running", "finished", "interrupted", "failed"]
+RunStatus = Literal["running", "finished", "interrupted", "stopped", "failed"]
+"""``stopped``: ``--budget-usd`` or ``--max-calls`` was reached; rerun with a larger one to continue."""
 TaskStatus = Literal["pending", "accepted", "rejected", "error"]
 """``pending``: not finished (never started, or stopped mid-way); ``accepted``/``rejected``: final;
 ``error``: stopped by an infrastructure fault (provider, judge failure), retried on resume."""

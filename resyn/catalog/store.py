@@ -249,6 +249,19 @@ class Catalog:
             )
         return stored
 
+    def reusable_calls(self, requested_model: str, prompt_sha256: str) -> list[CallRecord]:
+        """Successful calls of ``requested_model`` for this exact prompt, oldest first, that were
+        answered by the model (not themselves reused): what ``--reuse-calls`` answers from."""
+        with self._reading() as conn:
+            cursor = conn.execute(
+                "SELECT * EXCLUDE (call_id, run_id, task_id, candidate_id) FROM llm_calls "
+                "WHERE requested_model = ? AND prompt_sha256 = ? AND error IS NULL AND text IS NOT NULL "
+                "AND json_extract_string(tags, '$.reused_from') IS NULL ORDER BY started_at",
+                [requested_model, prompt_sha256],
+            )
+            columns = [d[0] for d in cursor.description]
+            return decode_many(CallRecord, columns, cursor.fetchall(), _CALL_JSON)
+
     def call_ids(self, *, run_id: str | None = None, task_id: str | None = None) -> list[str]:
         """Ids of the recorded calls in start order (for a lineage), without loading their bodies."""
         where: list[str] = []

@@ -63,6 +63,19 @@ _OUTCOME_STYLE = {"accepted": "green", "rejected": "red", "error": "yellow", "pe
               help="Catalog file (default runs/catalog.duckdb, or RESYN_CATALOG).")  # fmt: skip
 @click.option("--run", "run_name", help="Run name; rerun with the same name to continue (default: the time).")
 @solver_options
+@click.option(
+    "--budget-usd",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Stop starting calls once the run has spent this much (needs prices for the models).",
+)
+@click.option(
+    "--max-calls", type=click.IntRange(1, None), default=None, help="Stop after this many requests."
+)
+@click.option(
+    "--rpm", type=click.IntRange(1, None), default=None, help="Requests per minute per model at most."
+)
+@click.option("--reuse-calls", is_flag=True, help="Answer identical requests from the catalog's call log.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as one JSON document.")
 @unsafe_option
 def synthesize_command(
@@ -84,6 +97,10 @@ def synthesize_command(
     solver_base_url: str | None,
     solver_instances: int,
     solver_attempts: int,
+    budget_usd: float | None,
+    max_calls: int | None,
+    rpm: int | None,
+    reuse_calls: bool,
 ) -> None:
     """Write environments for KEYWORDs with an LLM, check them, judge them, revise, and catalog
     the accepted ones.
@@ -205,6 +222,8 @@ def print_summary(summary: RunSummary) -> None:
         f"passed judge {funnel.passed_judge} → accepted {funnel.accepted}"
     )
     cost = "unknown" if stats.cost_usd is None else f"${stats.cost_usd:.4f}"
+    if stats.cost_per_environment_usd is not None:
+        cost += f" (${stats.cost_per_environment_usd:.4f} per accepted environment)"
     console.print(
         f"calls {stats.calls}, tokens in {stats.tokens_in} / out {stats.tokens_out}, cost {cost}, "
         f"{summary.seconds:.1f} s · catalog {escape(summary.catalog)} · log {escape(summary.run_dir)}/log.txt"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -33,6 +34,25 @@ class Completion:
     """A structured answer the provider already decoded (Anthropic's tool input)."""
 
 
+class RequestPace:
+    """At most ``per_minute`` request starts in any 60-second window (a sliding window)."""
+
+    def __init__(self, per_minute: int, window_s: float = 60.0) -> None:
+        self.per_minute = per_minute
+        self.window_s = window_s
+        self._starts: deque[float] = deque()
+
+    async def wait(self) -> None:
+        while True:
+            now = time.monotonic()
+            while self._starts and now - self._starts[0] >= self.window_s:
+                self._starts.popleft()
+            if len(self._starts) < self.per_minute:
+                self._starts.append(now)
+                return
+            await asyncio.sleep(self.window_s - (now - self._starts[0]) + 0.001)
+
+
 class Model(ABC):
     """A model behind a ``provider/model`` string. ``await model.generate(request)``.
 
@@ -47,6 +67,7 @@ class Model(ABC):
         self.recorder: Recorder = recorder or NullRecorder()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        self._pace: RequestPace | None = None
 
     @property
     def spec(self) -> str:
@@ -83,7 +104,14 @@ class Model(ABC):
 
     async def _complete(self, request: LLMRequest) -> tuple[Completion, int]:
         self._prepare()
-        return await call_with_retries(lambda: self._attempt(request), self.settings, label=self.spec)
+        return await call_with_retries(lambda: self._paced_attempt(request), self.settings, label=self.spec)
+
+    async def _paced_attempt(self, request: LLMRequest) -> Completion:
+        if self.settings.max_requests_per_minute is not None:
+            if self._pace is None:
+                self._pace = RequestPace(self.settings.max_requests_per_minute)
+            await self._pace.wait()
+        return await self._attempt(request)
 
     def _cost(self, completion: Completion) -> float | None:
         return estimate_cost(completion.tokens_in, completion.tokens_out, completion.model, self.name)

@@ -244,6 +244,10 @@ class LLMSettings(BaseModel):
     max_retry_after_s: float = Field(120.0, ge=0)
     """A server's ``Retry-After`` / ``retry-after-ms`` is honoured up to this many seconds."""
 
+    max_requests_per_minute: int | None = Field(None, ge=1)
+    """Requests started in any 60 s window at most (the provider's RPM limit), retries included;
+    ``None``: no cap. Staying under it avoids 429 storms instead of backing off from them."""
+
 
 class CallRecord(BaseModel):
     """Everything about one model call, successful or not, as handed to a ``Recorder``. A JSONL file

@@ -79,6 +79,14 @@ class SynthesisSettings(BaseModel):
     checks: CheckConfig = Field(default_factory=CheckConfig)
     calibration: CalibrationSettings | None = None
     """Solver calibration of every environment the judge accepts (``--solver-model``)."""
+    budget_usd: float | None = Field(None, gt=0)
+    """Stop starting calls once the run (all its sessions) has spent this much (``--budget-usd``)."""
+    max_calls: int | None = Field(None, ge=1)
+    """Stop starting calls once the run has made this many requests (``--max-calls``)."""
+    max_requests_per_minute: int | None = Field(None, ge=1)
+    """Per-model request rate cap (``--rpm``), under the provider's own limit."""
+    reuse_calls: bool = False
+    """Answer identical requests from the catalog's call log (``--reuse-calls``)."""
     unsafe_no_sandbox: bool = False
     """Run candidates without isolation: only for a transcript of code you trust."""
 
@@ -120,6 +128,8 @@ class Synthesizer:
         self.writer = writer
         self.judge_model = judge_model
         self.solver = solver
+        self.stopped_by: str | None = None
+        """Why the run stopped starting work (a budget), once it did."""
         self.catalog = catalog
         self.log = log
         self.sandbox_config = SandboxConfig(unsafe_no_sandbox=settings.unsafe_no_sandbox)

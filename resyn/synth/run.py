@@ -27,6 +27,7 @@ from resyn.catalog.records import RunRecord, RunStatus, TaskRecord
 from resyn.errors import ResynError
 from resyn.llm import JsonlRecorder, LLMSettings, Model, TeeRecorder, get_model
 from resyn.sandbox import probe
+from resyn.synth.guards import Budget, BudgetExhausted, GuardedModel
 from resyn.synth.keywords import normalize_keyword
 from resyn.synth.loop import RunAborted, SynthesisSettings, Synthesizer, task_id_for
 
@@ -147,11 +148,20 @@ def synthesize(
         logfile.flush()
         log(line)
 
-    recorder = TeeRecorder(catalog, JsonlRecorder(run_dir / "calls.jsonl"))
+    spent = catalog.stats(run_id) if resumed else None
+    budget = Budget(
+        max_usd=settings.budget_usd,
+        max_calls=settings.max_calls,
+        spent_usd=(spent.cost_usd or 0.0) if spent else 0.0,
+        calls=spent.calls if spent else 0,
+    )
+    recorder = TeeRecorder(catalog, JsonlRecorder(run_dir / "calls.jsonl"), budget)
     for given in (writer, judge_model):
         if given is not None:  # models built by the caller record into the run too
             given.recorder = TeeRecorder(recorder, given.recorder)
-    llm_settings = LLMSettings(max_concurrency=settings.concurrency)
+    llm_settings = LLMSettings(
+        max_concurrency=settings.concurrency, max_requests_per_minute=settings.max_requests_per_minute
+    )
     writer = writer or get_model(
         settings.model, base_url=settings.base_url, settings=llm_settings, recorder=recorder
     )
@@ -166,6 +176,11 @@ def synthesize(
             settings=llm_settings,
             recorder=recorder,
         )
+
+    reuse = catalog.reusable_calls if settings.reuse_calls else None
+    writer, judge_model = (GuardedModel(m, budget=budget, reuse=reuse) for m in (writer, judge_model))
+    if solver is not None:
+        solver = GuardedModel(solver, budget=budget, reuse=reuse)
 
     config = {"settings": settings.model_dump(mode="json"), "keywords": keywords}
     if not resumed:
@@ -202,8 +217,14 @@ def synthesize(
     )
     status: RunStatus = "failed"
     try:
+        budget.admit()  # a resumed run already at its limit does nothing
         asyncio.run(_drive(synthesizer, todo, [m for m in (writer, judge_model, solver) if m is not None]))
-        status = "finished"
+        status = "stopped" if synthesizer.stopped_by else "finished"
+        if synthesizer.stopped_by:
+            emit(f"stopped: {synthesizer.stopped_by}; rerun with a larger limit to continue")
+    except BudgetExhausted as exc:
+        status = "stopped"
+        emit(f"stopped: {exc}; rerun with a larger limit to continue")
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
         emit("interrupted: finished work is saved; rerun the same command to continue")
@@ -239,11 +260,19 @@ async def _drive(synthesizer: Synthesizer, todo: list[TaskRecord], models: list[
 
     async def worker() -> None:
         while True:
+            if synthesizer.stopped_by:
+                return
             try:
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            await synthesizer.run_task(task)
+            try:
+                await synthesizer.run_task(task)
+            except BudgetExhausted as exc:
+                # Calls in flight elsewhere finish; no task starts another. This task's round
+                # stays unfinished, so a rerun with a larger budget continues it.
+                synthesizer.stopped_by = str(exc)
+                return
 
     workers = [asyncio.create_task(worker()) for _ in range(min(synthesizer.settings.concurrency, len(todo)))]
     try:
