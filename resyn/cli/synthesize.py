@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from resyn.catalog import Catalog, default_catalog_path
@@ -18,6 +21,7 @@ from resyn.cli.catalog import print_environment_list
 from resyn.synth.keywords import collect_keywords
 from resyn.synth.loop import SynthesisSettings
 from resyn.synth.run import (
+    RunProgress,
     RunSummary,
     check_new_run,
     check_run_name,
@@ -145,14 +149,51 @@ def _run(path: Path, run_id: str, requested: SynthesisSettings | None, words: li
         check_new_run(requested, words)
     with Catalog.open(path) as catalog:
         settings, resumed = resolve_settings(catalog, run_id, requested, words)
-        return synthesize(
-            words,
-            catalog=catalog,
-            run_id=run_id,
-            settings=settings,
-            resumed=resumed,
-            log=lambda line: err_console.print(f"[dim]{escape(line)}[/]"),
-        )
+        with _progress_display() as (log, on_progress):
+            return synthesize(
+                words,
+                catalog=catalog,
+                run_id=run_id,
+                settings=settings,
+                resumed=resumed,
+                log=log,
+                on_progress=on_progress,
+            )
+
+
+@contextlib.contextmanager
+def _progress_display() -> Iterator[tuple[Callable[[str], None], Callable[[RunProgress], None]]]:
+    """A live progress bar on a terminal (log lines scroll above it); elsewhere (CI logs, batch
+    jobs) plain lines: the log, and one progress line whenever a keyword finishes."""
+    if not err_console.is_terminal:
+        last_done = [-1]
+
+        def plain(progress: RunProgress) -> None:
+            if progress.done != last_done[0]:
+                last_done[0] = progress.done
+                err_console.print(f"progress: {_progress_text(progress)}", highlight=False)
+
+        yield (lambda line: err_console.print(escape(line), highlight=False)), plain
+        return
+    columns = (TextColumn("[bold]keywords"), BarColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        handle = bar.add_task("starting", total=None)
+
+        def live(progress: RunProgress) -> None:
+            bar.update(
+                handle, total=progress.total, completed=progress.done, description=_progress_text(progress)
+            )
+
+        yield (lambda line: bar.console.print(f"[dim]{escape(line)}[/]")), live
+
+
+def _progress_text(progress: RunProgress) -> str:
+    eta = progress.eta_s
+    when = "?" if eta is None else f"{eta / 60:.0f} min" if eta >= 90 else f"{eta:.0f} s"
+    return (
+        f"{progress.done}/{progress.total} done, {progress.accepted} accepted, {progress.in_flight} in flight, "
+        f"${progress.spent_usd:.2f} spent, ETA {when}"
+    )
 
 
 @cli.command()

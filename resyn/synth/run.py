@@ -20,7 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from resyn.catalog import Catalog, CatalogStats
 from resyn.catalog.records import RunRecord, RunStatus, TaskRecord
@@ -122,6 +122,7 @@ def synthesize(
     log: Callable[[str], None] = lambda line: None,
     writer: Model | None = None,
     judge_model: Model | None = None,
+    on_progress: Callable[[RunProgress], None] | None = None,
 ) -> RunSummary:
     """Run (or continue) ``run_id`` over ``keywords`` and return its summary. ``writer`` and
     ``judge_model`` replace the models the settings name (tests, the demo). Ctrl-C and SIGTERM
@@ -218,7 +219,9 @@ def synthesize(
     status: RunStatus = "failed"
     try:
         budget.admit()  # a resumed run already at its limit does nothing
-        asyncio.run(_drive(synthesizer, todo, [m for m in (writer, judge_model, solver) if m is not None]))
+        progress = RunProgress(total=len(todo), spent_usd=budget.spent_usd)
+        models: list[Model] = [m for m in (writer, judge_model, solver) if m is not None]
+        asyncio.run(_drive(synthesizer, todo, models, progress, budget, on_progress))
         status = "stopped" if synthesizer.stopped_by else "finished"
         if synthesizer.stopped_by:
             emit(f"stopped: {synthesizer.stopped_by}; rerun with a larger limit to continue")
@@ -246,7 +249,36 @@ def synthesize(
     )
 
 
-async def _drive(synthesizer: Synthesizer, todo: list[TaskRecord], models: list[Model]) -> None:
+class RunProgress(BaseModel):
+    """Where a session of a run stands, for a progress display."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    total: int
+    """Keywords this session has to do."""
+    done: int = 0
+    accepted: int = 0
+    in_flight: int = 0
+    spent_usd: float = 0.0
+    """Spent by the run so far (all sessions), as far as prices are known."""
+    started: float = Field(default_factory=time.monotonic)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace so far; ``None`` before the first keyword finishes."""
+        if self.done == 0:
+            return None
+        return (time.monotonic() - self.started) / self.done * (self.total - self.done)
+
+
+async def _drive(
+    synthesizer: Synthesizer,
+    todo: list[TaskRecord],
+    models: list[Model],
+    progress: RunProgress,
+    budget: Budget,
+    on_progress: Callable[[RunProgress], None] | None,
+) -> None:
     """``concurrency`` workers take tasks from a queue; the first fatal error cancels the rest."""
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -266,13 +298,25 @@ async def _drive(synthesizer: Synthesizer, todo: list[TaskRecord], models: list[
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
+            progress.in_flight += 1
+            report()
             try:
-                await synthesizer.run_task(task)
+                finished = await synthesizer.run_task(task)
             except BudgetExhausted as exc:
                 # Calls in flight elsewhere finish; no task starts another. This task's round
                 # stays unfinished, so a rerun with a larger budget continues it.
                 synthesizer.stopped_by = str(exc)
                 return
+            finally:
+                progress.in_flight -= 1
+            progress.done += 1
+            progress.accepted += finished.status == "accepted"
+            report()
+
+    def report() -> None:
+        progress.spent_usd = budget.spent_usd
+        if on_progress is not None:
+            on_progress(progress)
 
     workers = [asyncio.create_task(worker()) for _ in range(min(synthesizer.settings.concurrency, len(todo)))]
     try:
