@@ -9,10 +9,13 @@ response = await model.generate(LLMRequest.build("2+2?", system="Be brief.", tem
 verdict = (await judge.generate(LLMRequest.build(..., output=Verdict, purpose="judge"))).output(Verdict)
 ```
 
+Half-price batch jobs: ``with_batching(model, BatchSettings(...))`` sends an ``openai/…`` or
+``anthropic/…`` model's calls through the provider's batch API, callers unchanged.
+
 Modules: ``models`` (request, response, settings, call record), ``registry`` (model strings),
-``openai_provider``/``anthropic_provider``/``replay`` (the models), ``base`` (concurrency, retries,
-recording), ``retry`` (what is retried), ``structured`` (parsing), ``pricing`` (cost table),
-``recording`` (recorders), ``guard`` (how tests stay offline), ``errors``.
+``openai_provider``/``anthropic_provider``/``replay`` (the models), ``batch`` (batch APIs), ``base``
+(concurrency, retries, recording), ``retry`` (what is retried), ``structured`` (parsing), ``pricing``
+(cost table), ``recording`` (recorders), ``guard`` (how tests stay offline), ``errors``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from resyn.llm.base import Model
+from resyn.llm.batch import BatchedModel, BatchSettings, with_batching
 from resyn.llm.errors import LLMError, ProviderError, ReplayMissError, StructuredOutputError
 from resyn.llm.models import CallRecord, FinishReason, LLMRequest, LLMResponse, LLMSettings, Message
 from resyn.llm.pricing import Price, estimate_cost, register_price
@@ -45,6 +49,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AnthropicModel",
+    "BatchSettings",
+    "BatchedModel",
     "CallRecord",
     "FinishReason",
     "JsonlRecorder",
@@ -69,5 +75,6 @@ __all__ = [
     "get_model",
     "parse_model_string",
     "register_price",
+    "with_batching",
     "write_transcript",
 ]

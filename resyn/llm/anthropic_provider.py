@@ -11,6 +11,8 @@ longer lists it) and only when the request sets one.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import anthropic
@@ -55,7 +57,8 @@ class AnthropicModel(SDKModel[AsyncAnthropic]):
         return AsyncAnthropic(api_key=key, base_url=endpoint, max_retries=0, timeout=self.settings.timeout_s)
 
     def request_body(self, request: LLMRequest) -> dict[str, Any]:
-        """The keyword arguments of ``messages.create`` for ``request``."""
+        """The JSON body of ``POST /v1/messages`` for ``request``: what a call sends, and the
+        ``params`` of the request in a Message Batch (``resyn.llm.batch``)."""
         body: dict[str, Any] = {
             "model": self.name,
             "max_tokens": request.max_tokens,
@@ -64,7 +67,7 @@ class AnthropicModel(SDKModel[AsyncAnthropic]):
         if request.system is not None:
             body["system"] = request.system
         if request.temperature is not None:
-            body["extra_body"] = {"temperature": request.temperature}
+            body["temperature"] = request.temperature
         if request.output_schema is not None:
             name = request.schema_name
             body["tools"] = [
@@ -77,38 +80,61 @@ class AnthropicModel(SDKModel[AsyncAnthropic]):
             body["tool_choice"] = {"type": "tool", "name": name}
         return body
 
+    def create_arguments(self, request: LLMRequest) -> dict[str, Any]:
+        """The keyword arguments of ``messages.create`` that send ``request_body(request)``: the SDK
+        no longer lists ``temperature``, so it travels in ``extra_body``, which the SDK merges into
+        the body."""
+        arguments = self.request_body(request)
+        if "temperature" in arguments:
+            arguments["extra_body"] = {"temperature": arguments.pop("temperature")}
+        return arguments
+
     async def _attempt(self, request: LLMRequest) -> Completion:
         self._prepare()
+        with self.translate_faults():
+            response: Message = await self.client.messages.create(**self.create_arguments(request))
+        return self.parse_response(request, response)
+
+    @contextmanager
+    def translate_faults(self) -> Iterator[None]:
+        """Turn the SDK's exceptions into a ``TransientFault`` (worth retrying) or a ``ProviderError``
+        (not): one classification for a message call and for the Message Batches requests."""
         try:
-            response: Message = await self.client.messages.create(**self.request_body(request))
-        except anthropic.RateLimitError as error:
-            raise TransientFault(
-                "HTTP 429 rate limited",
-                status_code=429,
-                retry_after=retry_after_seconds(error.response.headers),
-            ) from error
+            yield
         except anthropic.APITimeoutError as error:
             raise TransientFault(f"no answer within {self.settings.timeout_s:g} s") from error
         except anthropic.APIConnectionError as error:
             cause = error.__cause__ or error
             raise TransientFault(f"connection failed ({one_line(str(cause), 120)})") from error
         except anthropic.APIStatusError as error:
-            status = error.status_code
-            if status >= 500 or status == 408:
-                raise TransientFault(f"HTTP {status} server error", status_code=status) from error
-            fix = _STATUS_FIX.get(status, "the provider refused the request")
             message = error.api_message or error.message
-            raise ProviderError(
-                f"{self.spec}: HTTP {status} {one_line(message, 200)}: {fix}", status_code=status
-            ) from error
+            raise self.status_fault(error.status_code, message, error.response.headers) from error
         except (anthropic.APIResponseValidationError, json.JSONDecodeError) as error:
             raise ProviderError(
                 f"{self.spec}: unreadable response from {self.endpoint} ({one_line(str(error), 120)}): "
                 "check that the base URL is an Anthropic-compatible server"
             ) from error
-        return self._completion(request, response)
 
-    def _completion(self, request: LLMRequest, response: Message) -> Completion:
+    def status_fault(
+        self, status: int, message: str, headers: Mapping[str, str] | None = None
+    ) -> TransientFault | ProviderError:
+        """What an HTTP error status means: 429, 408 and 5xx (529 overloaded) are transient
+        (``Retry-After`` honoured), any other status is a ``ProviderError`` naming the fix. Also
+        classifies an ``errored`` result of a Message Batch, by the status its error type stands for."""
+        if status == 429:
+            return TransientFault(
+                "HTTP 429 rate limited", status_code=429, retry_after=retry_after_seconds(headers)
+            )
+        if status >= 500 or status == 408:
+            return TransientFault(f"HTTP {status} server error", status_code=status)
+        fix = _STATUS_FIX.get(status, "the provider refused the request")
+        return ProviderError(
+            f"{self.spec}: HTTP {status} {one_line(message, 200)}: {fix}", status_code=status
+        )
+
+    def parse_response(self, request: LLMRequest, response: Message) -> Completion:
+        """The ``Completion`` in a message, for a call and for a batch's ``succeeded`` result alike:
+        the forced tool's input is the structured answer."""
         if not isinstance(response, Message):
             raise ProviderError(
                 f"{self.spec}: response is not a message from {self.endpoint}: "

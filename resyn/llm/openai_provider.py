@@ -11,6 +11,8 @@ server understands) elsewhere.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import openai
@@ -54,7 +56,9 @@ class OpenAIModel(SDKModel[AsyncOpenAI]):
         return AsyncOpenAI(api_key=key, base_url=endpoint, max_retries=0, timeout=self.settings.timeout_s)
 
     def request_body(self, request: LLMRequest) -> dict[str, Any]:
-        """The keyword arguments of ``chat.completions.create`` for ``request``."""
+        """The JSON body of ``POST /chat/completions`` for ``request``: what a call sends, and the
+        ``body`` of the request's line in a Batch API input file (``resyn.llm.batch``). The SDK
+        sends these keyword arguments of ``chat.completions.create`` as they are."""
         body: dict[str, Any] = {
             "model": self.name,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
@@ -71,35 +75,58 @@ class OpenAIModel(SDKModel[AsyncOpenAI]):
 
     async def _attempt(self, request: LLMRequest) -> Completion:
         self._prepare()
-        try:
+        with self.translate_faults():
             response: ChatCompletion = await self.client.chat.completions.create(**self.request_body(request))
-        except openai.RateLimitError as error:
-            raise TransientFault(
-                "HTTP 429 rate limited",
-                status_code=429,
-                retry_after=retry_after_seconds(error.response.headers),
-            ) from error
+        return self.parse_response(request, response)
+
+    @contextmanager
+    def translate_faults(self) -> Iterator[None]:
+        """Turn the SDK's exceptions into a ``TransientFault`` (worth retrying) or a ``ProviderError``
+        (not): one classification for a chat call and for the Batch API's file and batch requests."""
+        try:
+            yield
         except openai.APITimeoutError as error:
             raise TransientFault(f"no answer within {self.settings.timeout_s:g} s") from error
         except openai.APIConnectionError as error:
             cause = error.__cause__ or error
             raise TransientFault(f"connection failed ({one_line(str(cause), 120)})") from error
         except openai.APIStatusError as error:
-            status = error.status_code
-            if status >= 500 or status == 408:
-                raise TransientFault(f"HTTP {status} server error", status_code=status) from error
-            fix = _STATUS_FIX.get(status, "the provider refused the request")
-            raise ProviderError(
-                f"{self.spec}: HTTP {status} {one_line(error.message, 200)}: {fix}", status_code=status
-            ) from error
+            raise self.status_fault(error.status_code, error.message, error.response.headers) from error
         except (openai.APIResponseValidationError, json.JSONDecodeError) as error:
             raise ProviderError(
                 f"{self.spec}: unreadable response from {self.endpoint} ({one_line(str(error), 120)}): "
                 "check that the base URL is an OpenAI-compatible server"
             ) from error
-        return self._completion(response)
 
-    def _completion(self, response: ChatCompletion) -> Completion:
+    def status_fault(
+        self, status: int, message: str, headers: Mapping[str, str] | None = None
+    ) -> TransientFault | ProviderError:
+        """What an HTTP error status means: 429, 408 and 5xx are transient (``Retry-After`` honoured),
+        any other status is a ``ProviderError`` naming the fix. Also classifies the error of one line
+        of a batch's output, whose status is that of the request the line stands for."""
+        if status == 429:
+            return TransientFault(
+                "HTTP 429 rate limited", status_code=429, retry_after=retry_after_seconds(headers)
+            )
+        if status >= 500 or status == 408:
+            return TransientFault(f"HTTP {status} server error", status_code=status)
+        fix = _STATUS_FIX.get(status, "the provider refused the request")
+        return ProviderError(
+            f"{self.spec}: HTTP {status} {one_line(message, 200)}: {fix}", status_code=status
+        )
+
+    def completion_from_body(self, request: LLMRequest, body: object) -> Completion:
+        """A completion from the JSON body of a chat completion (a batch output line's
+        ``response.body``), built the way the SDK builds a response, then read by ``parse_response``."""
+        if not isinstance(body, dict):
+            raise ProviderError(
+                f"{self.spec}: a batch result body is not a JSON object: "
+                "check that the base URL is an OpenAI-compatible server"
+            )
+        return self.parse_response(request, ChatCompletion.construct(**body))
+
+    def parse_response(self, request: LLMRequest, response: ChatCompletion) -> Completion:
+        """The ``Completion`` in a chat completion, for a call and for a batch result alike."""
         if not isinstance(response, ChatCompletion) or not response.choices:
             raise ProviderError(
                 f"{self.spec}: response without choices from {self.endpoint}: "

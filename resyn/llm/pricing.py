@@ -22,6 +22,9 @@ Extending or overriding the table, either way:
 - ``resyn.llm.register_price("my-finetune", input_per_mtok=0.5, output_per_mtok=1.5)`` in code.
 
 Registered prices win over the file, which wins over the built-in table.
+
+A call answered through a provider's batch API (``resyn.llm.batch``) costs the table's price times
+``batch_discount(provider)``.
 """
 
 from __future__ import annotations
@@ -76,6 +79,13 @@ BUILTIN_PRICES: dict[str, Price] = {
         "claude-3-5-haiku": (0.80, 4.0),
     }.items()
 }
+
+#: Price factor of a request answered through a provider's batch API rather than a direct call.
+#: OpenAI: "Batch API ... 50% cost discount compared to synchronous APIs"
+#: (https://platform.openai.com/docs/guides/batch). Anthropic: "Message Batches API ... reducing
+#: costs by 50%", all usage "charged at 50% of the standard API prices"
+#: (https://docs.anthropic.com/en/docs/build-with-claude/batch-processing).
+BATCH_DISCOUNT: dict[str, float] = {"openai": 0.5, "anthropic": 0.5}
 
 _registered: dict[str, Price] = {}
 _file_cache: dict[str, dict[str, Price]] = {}
@@ -136,3 +146,9 @@ def estimate_cost(tokens_in: int | None, tokens_out: int | None, *models: str | 
         return None
     price = find_price(*models)
     return None if price is None else price.cost(tokens_in, tokens_out)
+
+
+def batch_discount(provider: str) -> float:
+    """What a batched request costs as a fraction of the same direct call (1.0 for a provider without
+    a known batch price: better to overestimate a cost than to hide it)."""
+    return BATCH_DISCOUNT.get(provider, 1.0)
