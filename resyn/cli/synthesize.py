@@ -80,6 +80,7 @@ _OUTCOME_STYLE = {"accepted": "green", "rejected": "red", "error": "yellow", "pe
     "--rpm", type=click.IntRange(1, None), default=None, help="Requests per minute per model at most."
 )
 @click.option("--reuse-calls", is_flag=True, help="Answer identical requests from the catalog's call log.")
+@click.option("--batch-api", is_flag=True, help="Use the provider's batch API (half price, slower answers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as one JSON document.")
 @unsafe_option
 def synthesize_command(
@@ -105,6 +106,7 @@ def synthesize_command(
     max_calls: int | None,
     rpm: int | None,
     reuse_calls: bool,
+    batch_api: bool,
 ) -> None:
     """Write environments for KEYWORDs with an LLM, check them, judge them, revise, and catalog
     the accepted ones.

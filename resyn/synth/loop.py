@@ -87,6 +87,9 @@ class SynthesisSettings(BaseModel):
     """Per-model request rate cap (``--rpm``), under the provider's own limit."""
     reuse_calls: bool = False
     """Answer identical requests from the catalog's call log (``--reuse-calls``)."""
+    batch_api: bool = False
+    """Send the writer's, judge's and solver's requests through the provider's batch API (half
+    price, answers within the batch window instead of seconds; ``--batch-api``)."""
     unsafe_no_sandbox: bool = False
     """Run candidates without isolation: only for a transcript of code you trust."""
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from resyn.catalog import Catalog, CatalogStats
 from resyn.catalog.records import RunRecord, RunStatus, TaskRecord
 from resyn.errors import ResynError
-from resyn.llm import JsonlRecorder, LLMSettings, Model, TeeRecorder, get_model
+from resyn.llm import JsonlRecorder, LLMSettings, Model, TeeRecorder, get_model, with_batching
 from resyn.sandbox import probe
 from resyn.synth.guards import Budget, BudgetExhausted, GuardedModel
 from resyn.synth.keywords import normalize_keyword
@@ -178,6 +178,9 @@ def synthesize(
             recorder=recorder,
         )
 
+    if settings.batch_api:
+        writer, judge_model = with_batching(writer), with_batching(judge_model)
+        solver = with_batching(solver) if solver is not None else None
     reuse = catalog.reusable_calls if settings.reuse_calls else None
     writer, judge_model = (GuardedModel(m, budget=budget, reuse=reuse) for m in (writer, judge_model))
     if solver is not None:
