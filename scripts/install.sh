@@ -5,13 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The sandbox needs bubblewrap (namespaces), setpriv (util-linux: drop to uid 65534) and
-# libseccomp2 (the seccomp filter). Install them when missing.
+# libseccomp2 (the seccomp filter); the test suite checks `resyn report` pages in a headless
+# chromium (Debian's package). Install them when missing.
 if ! command -v bwrap >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1 \
+    || ! command -v chromium >/dev/null 2>&1 \
     || ! { ldconfig -p 2>/dev/null || /sbin/ldconfig -p; } | grep -q 'libseccomp\.so\.2'; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap libseccomp2 util-linux >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap libseccomp2 util-linux chromium >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"

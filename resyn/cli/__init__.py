@@ -17,6 +17,7 @@ from resyn.cli import (
     catalog,  # noqa: F401  (registers catalog list, show, sql, stats)
     check,  # noqa: F401  (registers check, sample, bench)
     prompts,  # noqa: F401  (registers prompts list, render)
+    report,  # noqa: F401  (registers report)
     synthesize,  # noqa: F401  (registers synthesize, demo)
 )
 from resyn.cli.app import cli, fail

@@ -47,11 +47,11 @@ def catalog_option(function: F) -> F:
     )(function)
 
 
-def _open(catalog_path: Path | None) -> Catalog:
+def open_reader(catalog_path: Path | None) -> Catalog:
     return Catalog.open(catalog_path if catalog_path is not None else default_catalog_path(), read_only=True)
 
 
-def _require_run(catalog: Catalog, run_id: str) -> None:
+def require_run(catalog: Catalog, run_id: str) -> None:
     """An unknown ``--run`` is an error, not an empty result: it is most likely misspelled."""
     if catalog.get_run(run_id) is not None:
         return
@@ -89,9 +89,9 @@ def list_command(
     run_id: str | None, keyword: str | None, limit: int | None, as_json: bool, catalog_path: Path | None
 ) -> None:
     """List the accepted environments, oldest first."""
-    with _open(catalog_path) as catalog:
+    with open_reader(catalog_path) as catalog:
         if run_id is not None:
-            _require_run(catalog, run_id)
+            require_run(catalog, run_id)
         environments = catalog.list_environments(run_id=run_id, keyword=keyword, limit=limit)
     if as_json:
         _echo_json([env.model_dump(mode="json") for env in environments])
@@ -140,7 +140,7 @@ def print_environment_list(environments: list[EnvironmentSummary]) -> None:
 def show_command(env_id: str, code: bool, as_json: bool, catalog_path: Path | None) -> None:
     """Show one environment (ID or a unique prefix of it): what it is, how it fared and how it was
     made, round by round and call by call."""
-    with _open(catalog_path) as catalog:
+    with open_reader(catalog_path) as catalog:
         env = catalog.environment(env_id)
         rounds = catalog.candidates(env.task_id)
         calls = catalog.calls(task_id=env.task_id)
@@ -260,7 +260,7 @@ def sql_command(query: str, as_json: bool, catalog_path: Path | None) -> None:
     Tables: runs, tasks, candidates, check_reports, check_results, verdicts, environments,
     llm_calls. Writes, COPY, ATTACH, PRAGMA and several statements at once are refused.
     """
-    with _open(catalog_path) as catalog:
+    with open_reader(catalog_path) as catalog:
         result = catalog.sql(query)
     if as_json:
         _echo_json(result.model_dump())
@@ -295,9 +295,9 @@ def _cell(value: Any) -> str:
 @catalog_option
 def stats_command(run_id: str | None, as_json: bool, catalog_path: Path | None) -> None:
     """The candidate funnel, why candidates failed, and what it cost."""
-    with _open(catalog_path) as catalog:
+    with open_reader(catalog_path) as catalog:
         if run_id is not None:
-            _require_run(catalog, run_id)
+            require_run(catalog, run_id)
         stats = catalog.stats(run_id)
     if as_json:
         _echo_json(stats.model_dump(mode="json"))
