@@ -896,7 +896,7 @@ def _generate(path: Path, n: int) -> None:
         )
         conn.execute(
             "INSERT INTO tasks SELECT 't' || i, 'run' || (i % 10), 'keyword ' || i, i, 'accepted', 3, NULL, "
-            f"'env_' || i || '-' || lpad(printf('%x', i), 8, '0'), TIMESTAMP '2025-01-01' FROM range({n}) t(i)"
+            f"'env_' || i || '-' || lpad(printf('%x', i), 8, '0'), TIMESTAMP '2025-01-01', NULL FROM range({n}) t(i)"
         )
         conn.execute(
             "INSERT INTO candidates SELECT 'c' || i || '_' || r, 't' || i, 'run' || (i % 10), 'keyword ' || i, r, NULL, NULL, "

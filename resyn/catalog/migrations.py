@@ -243,6 +243,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="environment status, samples and fingerprints; proposals, duplicates, calibrations",
         statements=_V2,
     ),
+    Migration(
+        version=3,
+        description="task briefs (the description of a proposed task idea)",
+        statements=("ALTER TABLE tasks ADD COLUMN brief VARCHAR",),
+    ),
 )
 """Every migration, oldest first. Append only: a released migration is never edited."""
 

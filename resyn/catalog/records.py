@@ -73,6 +73,13 @@ class TaskRecord(_Row):
     env_id: str | None = None
     """The accepted environment, when ``status`` is ``accepted``."""
     updated_at: datetime = Field(default_factory=utcnow)
+    brief: str | None = None
+    """For a proposed task: the idea's description, given to the writer with the keyword."""
+
+    @property
+    def prompt_keyword(self) -> str:
+        """What the writer and the judge are told the task is."""
+        return f"{self.keyword}: {self.brief}" if self.brief else self.keyword
 
 
 class CandidateRecord(_Row):

@@ -81,6 +81,12 @@ _OUTCOME_STYLE = {"accepted": "green", "rejected": "red", "error": "yellow", "pe
 )
 @click.option("--reuse-calls", is_flag=True, help="Answer identical requests from the catalog's call log.")
 @click.option("--batch-api", is_flag=True, help="Use the provider's batch API (half price, slower answers).")
+@click.option(
+    "--propose",
+    type=click.IntRange(1, 200),
+    default=None,
+    help="Take the keywords as seeds and expand each into N distinct task ideas first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as one JSON document.")
 @unsafe_option
 def synthesize_command(
@@ -107,6 +113,7 @@ def synthesize_command(
     rpm: int | None,
     reuse_calls: bool,
     batch_api: bool,
+    propose: int | None,
 ) -> None:
     """Write environments for KEYWORDs with an LLM, check them, judge them, revise, and catalog
     the accepted ones.

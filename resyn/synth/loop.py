@@ -10,6 +10,7 @@ is never touched again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -26,6 +27,7 @@ from resyn.catalog import Catalog
 from resyn.catalog.records import (
     CalibrationRecord,
     CandidateRecord,
+    DuplicateRecord,
     EnvironmentRecord,
     Lineage,
     SolverAttempt,
@@ -41,6 +43,13 @@ from resyn.synth import prompts
 from resyn.synth.calibration import CalibrationSettings, calibrate
 from resyn.synth.extract import extract_module
 from resyn.synth.judge import JudgeOutcome, Verdict, judge, judge_samples
+from resyn.synth.similarity import (
+    DUPLICATE_CODE_THRESHOLD,
+    DuplicateIndex,
+    EnvFingerprint,
+    env_fingerprint,
+    environment_similarity,
+)
 
 T = TypeVar("T")
 
@@ -87,6 +96,8 @@ class SynthesisSettings(BaseModel):
     """Per-model request rate cap (``--rpm``), under the provider's own limit."""
     reuse_calls: bool = False
     """Answer identical requests from the catalog's call log (``--reuse-calls``)."""
+    propose: int | None = Field(None, ge=1, le=200)
+    """Expand each keyword, taken as a seed, into this many task ideas first (``--propose N``)."""
     batch_api: bool = False
     """Send the writer's, judge's and solver's requests through the provider's batch API (half
     price, answers within the batch window instead of seconds; ``--batch-api``)."""
@@ -132,6 +143,7 @@ class Synthesizer:
         self.judge_model = judge_model
         self.solver = solver
         self.stopped_by: str | None = None
+        self._fingerprints: DuplicateIndex[str, EnvFingerprint] | None = None
         """Why the run stopped starting work (a budget), once it did."""
         self.catalog = catalog
         self.log = log
@@ -179,6 +191,8 @@ class Synthesizer:
                 return self.catalog_task(task)
             if current.outcome in ("error", "judge_error"):
                 return self._finish_task(task, "error", len(history), current.reason)
+            if current.outcome == "duplicate":  # revising would only restyle the same task
+                return self._finish_task(task, "rejected", len(history) + 1, current.reason)
             history.append(current)
             current = None
 
@@ -207,7 +221,7 @@ class Synthesizer:
             try:
                 candidate = await self._write(task, candidate, history, tags)
             except LLMError as exc:
-                _abort_if_fatal(exc)
+                abort_if_fatal(exc)
                 return self._finish(candidate, "error", f"writer call failed: {exc}")
             if candidate.outcome is not None:
                 return candidate
@@ -235,12 +249,19 @@ class Synthesizer:
         assert report.max_difficulty is not None and candidate.code is not None
         code, levels = candidate.code, report.max_difficulty
         samples = await self._in_pool(lambda: judge_samples(code, levels, self.sandbox_config))
+        assert candidate.code_sha256 is not None and report.env_name is not None
+        fingerprint = env_fingerprint(
+            env_id_for(report.env_name, candidate.code_sha256), code, [str(x["question"]) for x in samples]
+        )
+        duplicate = self._duplicate(candidate, fingerprint)
+        if duplicate is not None:
+            return duplicate
         verdict = self._stored_verdict(candidate)  # a resumed round is not judged twice
         if verdict is None:
             try:
                 outcome = await self._judge(task, candidate, report, samples, tags)
             except LLMError as exc:
-                _abort_if_fatal(exc)
+                abort_if_fatal(exc)
                 return self._finish(candidate, "error", f"judge call failed: {exc}")
             verdict = outcome.verdict
             self.catalog.add_verdict(
@@ -264,14 +285,48 @@ class Synthesizer:
                 candidate, "judge_rejected", f"judge rejected: {_first_line(verdict.feedback)}",
                 _judge_feedback(verdict),
             )  # fmt: skip
+        # Judged concurrently with another task's candidate? The index may have grown meanwhile.
+        duplicate = self._duplicate(candidate, fingerprint)
+        if duplicate is not None:
+            return duplicate
         calibration: tuple[CalibrationRecord, list[SolverAttempt]] | None = None
         if self.solver is not None and self.settings.calibration is not None:
             try:
                 calibration = await self._calibrate(task, candidate, report)
             except LLMError as exc:
-                _abort_if_fatal(exc)
+                abort_if_fatal(exc)
                 raise
-        return self._accept(task, candidate, report, verdict, samples, calibration)
+        return self._accept(task, candidate, report, verdict, samples, calibration, fingerprint)
+
+    def _index(self) -> DuplicateIndex[str, EnvFingerprint]:
+        """Fingerprints of every environment in the catalog, loaded once per run."""
+        if self._fingerprints is None:
+            self._fingerprints = DuplicateIndex()
+            for env_id, stored in self.catalog.fingerprints():
+                with contextlib.suppress(ValueError):  # a signature of an older version: skip it
+                    self._fingerprints.add(env_id, EnvFingerprint.model_validate(stored))
+        return self._fingerprints
+
+    def _duplicate(self, candidate: CandidateRecord, fingerprint: EnvFingerprint) -> CandidateRecord | None:
+        """The candidate finished as a duplicate of a catalog environment, or ``None``."""
+        found = self._index().nearest(fingerprint, min_similarity=DUPLICATE_CODE_THRESHOLD)
+        if not found:
+            return None
+        other, score = found[0]
+        detail = environment_similarity(fingerprint, self._index().get(other)).model_dump(mode="json")
+        self.catalog.add_duplicate(
+            DuplicateRecord(
+                duplicate_id=uuid.uuid4().hex,
+                run_id=self.run_id,
+                kind="environment",
+                subject=candidate.candidate_id,
+                duplicate_of=other,
+                similarity=score,
+                detail=detail,
+            )
+        )
+        self.log(f"{candidate.keyword!r} round {candidate.round}: near-duplicate of {other} ({score:.2f})")
+        return self._finish(candidate, "duplicate", f"near-duplicate of {other} (similarity {score:.2f})")
 
     def _stored_verdict(self, candidate: CandidateRecord) -> Verdict | None:
         for stored in reversed(self.catalog.verdicts(candidate.candidate_id)):
@@ -316,13 +371,13 @@ class Synthesizer:
             parent = next((c for c in reversed(history) if c.code is not None), None)
             name = "revise"
             variables: dict[str, Any] = {
-                "keyword": task.keyword,
+                "keyword": task.prompt_keyword,
                 "code": parent.code if parent and parent.code else "",
                 "feedback": history[-1].feedback or history[-1].reason or "",
                 "round": candidate.round,
             }
         else:
-            name, variables = "write", {"keyword": task.keyword}
+            name, variables = "write", {"keyword": task.prompt_keyword}
         request = prompts.request(
             name,
             variables,
@@ -371,7 +426,7 @@ class Synthesizer:
         assert candidate.code is not None
         return await judge(
             self.judge_model,
-            keyword=task.keyword,
+            keyword=task.prompt_keyword,
             code=candidate.code,
             samples=samples,
             report=report,
@@ -401,6 +456,7 @@ class Synthesizer:
         verdict: Verdict,
         samples: list[dict[str, Any]],
         calibration: tuple[CalibrationRecord, list[SolverAttempt]] | None,
+        fingerprint: EnvFingerprint,
     ) -> CandidateRecord:
         assert candidate.code is not None and candidate.code_sha256 is not None
         assert report.env_name is not None and report.max_difficulty is not None
@@ -433,6 +489,7 @@ class Synthesizer:
             judge_scores=verdict.scores,
             lineage=lineage,
             samples=samples,
+            fingerprint=fingerprint.model_dump(mode="json"),
             # Without calibration, an environment with no gold answer has nothing that shows it
             # solvable: kept, but not training material until a solver passes it.
             status=calibration[0].status
@@ -449,12 +506,14 @@ class Synthesizer:
             }
         )
         env_id = self.catalog.accept(env, done, final_task, calibration)
+        if env_id not in self._index():
+            self._index().add(env_id, fingerprint)
         status = "" if env.status == "accepted" else f" (status {env.status})"
         self.log(f"{task.keyword!r}: accepted as {env_id} in round {candidate.round}{status}")
         return done
 
 
-def _abort_if_fatal(exc: LLMError) -> None:
+def abort_if_fatal(exc: LLMError) -> None:
     """Faults every further call would repeat stop the run instead of failing task after task."""
     if isinstance(exc, ReplayMissError) or (
         isinstance(exc, ProviderError) and not exc.transient and exc.status_code in _FATAL_STATUS

@@ -25,18 +25,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from resyn.catalog import Catalog, CatalogStats
 from resyn.catalog.records import RunRecord, RunStatus, TaskRecord
 from resyn.errors import ResynError
-from resyn.llm import JsonlRecorder, LLMSettings, Model, TeeRecorder, get_model, with_batching
+from resyn.llm import JsonlRecorder, LLMError, LLMSettings, Model, TeeRecorder, get_model, with_batching
 from resyn.sandbox import probe
 from resyn.synth.guards import Budget, BudgetExhausted, GuardedModel
 from resyn.synth.keywords import normalize_keyword
-from resyn.synth.loop import RunAborted, SynthesisSettings, Synthesizer, task_id_for
+from resyn.synth.loop import RunAborted, SynthesisSettings, Synthesizer, abort_if_fatal, task_id_for
+from resyn.synth.propose import propose, screen_ideas
+from resyn.synth.similarity import IdeaSignature, idea_signature
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 #: Settings that define what a run produces; a resumed run must keep them. The others (rounds,
 #: concurrency, workers) are operational and may change between sessions of the same run.
 _FIXED_SETTINGS = ("model", "judge_model", "base_url", "judge_base_url", "checks", "write_max_tokens",
-                   "judge_max_tokens", "temperature")  # fmt: skip
+                   "judge_max_tokens", "temperature", "propose")  # fmt: skip
 
 
 class RunSummary(BaseModel):
@@ -191,25 +193,8 @@ def synthesize(
         catalog.upsert_run(RunRecord(run_id=run_id, config=config, resyn_version=version("resyn")))
     else:
         catalog.set_run_status(run_id, "running")
-    known = {normalize_keyword(t.keyword) for t in catalog.tasks(run_id)}
-    new = [k for k in keywords if normalize_keyword(k) not in known]
-    catalog.add_tasks(
-        [
-            TaskRecord(
-                task_id=task_id_for(run_id, keyword), run_id=run_id, keyword=keyword, position=len(known) + i
-            )
-            for i, keyword in enumerate(new)
-        ]
-    )
-    run_tasks = catalog.tasks(run_id)
-    # The file describes the whole run, also when this session resumes it with fewer keywords.
-    run_file = {**config, "keywords": [t.keyword for t in run_tasks]}
-    (run_dir / "config.json").write_text(json.dumps(run_file, indent=2) + "\n")
-    todo = [t for t in run_tasks if t.status in ("pending", "error")]
-    emit(
-        f"run {run_id}: {len(todo)} keyword(s) to do"
-        + (f" (resumed; {len(known) + len(new) - len(todo)} already finished)" if resumed else "")
-    )
+    if not settings.propose:
+        _add_tasks(catalog, run_id, [(keyword, None) for keyword in keywords])
     synthesizer = Synthesizer(
         run_id=run_id,
         settings=settings,
@@ -222,6 +207,19 @@ def synthesize(
     status: RunStatus = "failed"
     try:
         budget.admit()  # a resumed run already at its limit does nothing
+        if settings.propose:
+            asyncio.run(_propose_all(catalog, run_id, keywords, settings, writer, emit))
+        run_tasks = catalog.tasks(run_id)
+        # The file describes the whole run, also when this session resumes it with fewer keywords.
+        run_file = {**config, "keywords": [t.keyword for t in run_tasks]}
+        if settings.propose:
+            run_file["seeds"] = sorted({p.seed_keyword for p in catalog.proposals(run_id)})
+        (run_dir / "config.json").write_text(json.dumps(run_file, indent=2) + "\n")
+        todo = [t for t in run_tasks if t.status in ("pending", "error")]
+        emit(
+            f"run {run_id}: {len(todo)} keyword(s) to do"
+            + (f" (resumed; {len(run_tasks) - len(todo)} already finished)" if resumed else "")
+        )
         progress = RunProgress(total=len(todo), spent_usd=budget.spent_usd)
         models: list[Model] = [m for m in (writer, judge_model, solver) if m is not None]
         asyncio.run(_drive(synthesizer, todo, models, progress, budget, on_progress))
@@ -250,6 +248,84 @@ def synthesize(
         tasks=catalog.tasks(run_id),
         stats=catalog.stats(run_id),
     )
+
+
+def _add_tasks(catalog: Catalog, run_id: str, items: list[tuple[str, str | None]]) -> None:
+    """Add ``(keyword, brief)`` tasks the run does not have yet (keywords compared normalized)."""
+    existing = catalog.tasks(run_id)
+    known = {normalize_keyword(t.keyword) for t in existing}
+    new: list[tuple[str, str | None]] = []
+    for keyword, brief in items:
+        if normalize_keyword(keyword) not in known:
+            known.add(normalize_keyword(keyword))
+            new.append((keyword, brief))
+    catalog.add_tasks(
+        [
+            TaskRecord(
+                task_id=task_id_for(run_id, keyword),
+                run_id=run_id,
+                keyword=keyword,
+                position=len(existing) + i,
+                brief=brief,
+            )
+            for i, (keyword, brief) in enumerate(new)
+        ]
+    )
+
+
+async def _propose_all(
+    catalog: Catalog,
+    run_id: str,
+    seeds: list[str],
+    settings: SynthesisSettings,
+    model: Model,
+    emit: Callable[[str], None],
+) -> None:
+    """Expand every seed not yet expanded in this run into tasks. Seeds run concurrently; ideas are
+    screened in seed order against the catalog, the run's tasks and the ideas kept before them."""
+    assert settings.propose is not None
+    done_seeds = {p.seed_keyword for p in catalog.proposals(run_id)}
+    todo = [seed for seed in seeds if seed not in done_seeds]
+    if not todo:
+        return
+    existing: list[tuple[str, IdeaSignature]] = [
+        (f"env:{env.env_id}", idea_signature(env.keyword, env.description))
+        for env in catalog.list_environments()
+    ]
+    existing += [(t.keyword, idea_signature(t.keyword, t.brief)) for t in catalog.tasks(run_id)]
+    names = [t.keyword for t in catalog.tasks(run_id)][:100]
+    try:
+        answers = await asyncio.gather(
+            *(
+                propose(model, seed, settings.propose, names, max_tokens=settings.judge_max_tokens * 2,
+                        tags={"run_id": run_id})
+                for seed in todo
+            ),
+            return_exceptions=True,
+        )  # fmt: skip
+    finally:
+        await model.aclose()
+    for seed, answer in zip(todo, answers, strict=True):
+        if isinstance(answer, BaseException):
+            if isinstance(answer, LLMError):
+                abort_if_fatal(answer)
+                emit(f"seed {seed!r}: proposing failed ({answer}); rerun to try again")
+                continue
+            raise answer
+        ideas, call_id = answer
+        proposals, duplicates = screen_ideas(
+            run_id=run_id, seed=seed, ideas=ideas, call_id=call_id, existing=existing
+        )
+        catalog.add_proposals(proposals)
+        for duplicate in duplicates:
+            catalog.add_duplicate(duplicate)
+        kept = [p for p in proposals if p.duplicate_of is None]
+        _add_tasks(catalog, run_id, [(p.keyword, p.description) for p in kept])
+        existing += [(p.keyword, idea_signature(p.keyword, p.description)) for p in kept]
+        emit(
+            f"seed {seed!r}: {len(kept)} task(s) proposed"
+            + (f", {len(duplicates)} near-duplicate(s) skipped" if duplicates else "")
+        )
 
 
 class RunProgress(BaseModel):
