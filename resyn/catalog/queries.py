@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
+from resyn.catalog.diversity import Diversity, compute_diversity
 from resyn.catalog.errors import CatalogError, first_line
 from resyn.catalog.migrations import rollback
 from resyn.catalog.records import EnvironmentRecord
@@ -35,6 +36,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
+SORTS = {
+    "created": " ORDER BY e.created_at, e.env_id",
+    "learnability": " ORDER BY latest.learnability DESC NULLS LAST, e.created_at, e.env_id",
+    "name": " ORDER BY name, e.env_id",
+}
+"""``resyn catalog list --sort``: the orders an environment listing can take."""
+
+
 class EnvironmentSummary(_Model):
     """One line of ``resyn catalog list``: an environment without its code."""
 
@@ -49,6 +58,12 @@ class EnvironmentSummary(_Model):
     created_at: datetime
     description: str | None
     """The first line of the environment's docstring."""
+    status: str = "accepted"
+    """``accepted`` (training material), or ``too_easy``, ``too_hard``, ``unproven``."""
+    learnability: float | None = None
+    """Mean ``4 p (1 - p)`` over levels from the latest calibration; ``None`` if never calibrated."""
+    solver_model: str | None = None
+    """The solver of that calibration."""
 
 
 class SqlResult(_Model):
@@ -104,6 +119,10 @@ class CatalogStats(_Model):
     """``cost_usd`` divided by ``environments``; ``None`` without environments."""
     mean_rounds_to_acceptance: float | None = Field(None)
     """Mean rounds of the accepted tasks; ``None`` without any."""
+    environments_by_status: dict[str, int] = Field(default_factory=dict)
+    """Environments by status: accepted (training material), too_easy, too_hard, unproven."""
+    diversity: Diversity | None = None
+    """Families and pairwise similarity of the environments (``stats(diversity=True)``)."""
 
 
 # -- environments ---------------------------------------------------------------------------------
@@ -113,23 +132,34 @@ def list_environments(
     run_id: str | None = None,
     keyword: str | None = None,
     limit: int | None = None,
+    status: str | None = None,
+    sort: str = "created",
 ) -> list[EnvironmentSummary]:
-    """Environments, oldest first; ``keyword`` matches a case-insensitive substring."""
+    """Environments, oldest first (or by ``sort``: ``learnability``, highest first, from each
+    environment's latest calibration); ``keyword`` matches a case-insensitive substring."""
+    if sort not in SORTS:
+        raise CatalogError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
     where: list[str] = []
     params: list[Any] = []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
     if run_id is not None:
-        where.append("run_id = ?")
+        where.append("e.run_id = ?")
         params.append(run_id)
     if keyword is not None:
         where.append("contains(lower(keyword), lower(?))")
         params.append(keyword)
     sql = (
-        "SELECT env_id, name, keyword, max_difficulty, has_solution, run_id, "
-        "coalesce(json_array_length(lineage, '$.candidate_ids'), 1)::INTEGER AS rounds, created_at, "
+        "WITH latest AS (SELECT env_id, arg_max(learnability, created_at) AS learnability, "
+        "arg_max(solver_model, created_at) AS solver_model FROM calibrations GROUP BY env_id) "
+        "SELECT e.env_id, name, keyword, max_difficulty, has_solution, e.run_id, status, "
+        "latest.learnability, latest.solver_model, "
+        "coalesce(json_array_length(lineage, '$.candidate_ids'), 1)::INTEGER AS rounds, e.created_at, "
         "nullif(trim(split_part(trim(coalesce(description, '')), chr(10), 1)), '') AS description "
-        "FROM environments"
+        "FROM environments e LEFT JOIN latest USING (env_id)"
         + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY created_at, env_id"
+        + SORTS[sort]
     )
     if limit is not None:
         sql += " LIMIT ?"
@@ -260,7 +290,9 @@ def jsonable(value: Any) -> Any:
 
 
 # -- statistics -----------------------------------------------------------------------------------
-def compute_stats(conn: duckdb.DuckDBPyConnection, run_id: str | None = None) -> CatalogStats:
+def compute_stats(
+    conn: duckdb.DuckDBPyConnection, run_id: str | None = None, *, diversity: bool = False
+) -> CatalogStats:
     """The numbers of ``resyn catalog stats``: a handful of aggregate queries, each one scan.
 
     A call belongs to a run through its ``run_id`` tag; calls recorded without one count only in
@@ -328,4 +360,10 @@ def compute_stats(conn: duckdb.DuckDBPyConnection, run_id: str | None = None) ->
         calls_without_cost=without_cost,
         cost_per_environment_usd=cost / environments if environments else None,
         mean_rounds_to_acceptance=float(mean_rounds) if mean_rounds is not None else None,
+        environments_by_status=dict(
+            conn.execute(
+                f"SELECT status, count(*) FROM environments WHERE {run} GROUP BY status ORDER BY 2 DESC", p
+            ).fetchall()
+        ),
+        diversity=compute_diversity(conn, run_id) if diversity else None,
     )

@@ -83,16 +83,37 @@ def catalog_group() -> None:
 @click.option("--run", "run_id", default=None, metavar="NAME", help="Only the environments of this run.")
 @click.option("--keyword", default=None, metavar="K", help="Only keywords containing K (any case).")
 @click.option("--limit", type=click.IntRange(1, None), default=None, help="At most this many.")
+@click.option(
+    "--status",
+    type=click.Choice(["accepted", "too_easy", "too_hard", "unproven"]),
+    default=None,
+    help="Only environments with this status (accepted = training material).",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(["created", "learnability", "name"]),
+    default="created",
+    show_default=True,
+    help="Order; learnability ranks by the latest calibration, highest first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @catalog_option
 def list_command(
-    run_id: str | None, keyword: str | None, limit: int | None, as_json: bool, catalog_path: Path | None
+    run_id: str | None,
+    keyword: str | None,
+    limit: int | None,
+    status: str | None,
+    sort: str,
+    as_json: bool,
+    catalog_path: Path | None,
 ) -> None:
     """List the accepted environments, oldest first."""
     with open_reader(catalog_path) as catalog:
         if run_id is not None:
             require_run(catalog, run_id)
-        environments = catalog.list_environments(run_id=run_id, keyword=keyword, limit=limit)
+        environments = catalog.list_environments(
+            run_id=run_id, keyword=keyword, limit=limit, status=status, sort=sort
+        )
     if as_json:
         _echo_json([env.model_dump(mode="json") for env in environments])
         return
@@ -104,7 +125,7 @@ def print_environment_list(environments: list[EnvironmentSummary]) -> None:
     if not environments:
         err_console.print("[dim]no environments match[/]")
         return
-    table = _table("id", "keyword", "levels", "gold", "rounds", "description")
+    table = _table("id", "keyword", "levels", "gold", "rounds", "status", "learn.", "description")
     # An id must stay whole (it is what `show` and `check` take); the keyword may wrap; the
     # description gets what is left of the width, cut to one line. The run is in --json.
     for column in table.columns[:-1]:
@@ -115,7 +136,7 @@ def print_environment_list(environments: list[EnvironmentSummary]) -> None:
     table.columns[1].min_width = min(12, keyword_width)
     table.columns[1].max_width = keyword_width
     # Rich squeezes columns away when a no-wrap column wants more than is left: bound it.
-    table.columns[-1].max_width = max(12, console.width - id_width - keyword_width - 28)
+    table.columns[-1].max_width = max(12, console.width - id_width - keyword_width - 46)
     table.columns[-1].no_wrap = True
     table.columns[-1].overflow = "ellipsis"
     for env in environments:
@@ -125,6 +146,8 @@ def print_environment_list(environments: list[EnvironmentSummary]) -> None:
             str(env.max_difficulty),
             "yes" if env.has_solution else "no",
             str(env.rounds),
+            env.status,
+            "-" if env.learnability is None else f"{env.learnability:.2f}",
             escape(env.description or ""),
         )
     console.print(table)
@@ -298,7 +321,7 @@ def stats_command(run_id: str | None, as_json: bool, catalog_path: Path | None) 
     with open_reader(catalog_path) as catalog:
         if run_id is not None:
             require_run(catalog, run_id)
-        stats = catalog.stats(run_id)
+        stats = catalog.stats(run_id, diversity=True)
     if as_json:
         _echo_json(stats.model_dump(mode="json"))
         return
@@ -336,3 +359,22 @@ def _print_stats(stats: CatalogStats) -> None:
     console.print(f"total: ${stats.cost_usd:.4f}{unknown}")
     console.print(f"per environment: {per_env}")
     console.print(f"mean rounds to acceptance: {rounds}")
+    if stats.environments_by_status:
+        statuses = ", ".join(f"{n} {status}" for status, n in stats.environments_by_status.items())
+        console.print(f"\n[bold]environments by status[/]: {escape(statuses)}")
+    if stats.diversity is not None:
+        d = stats.diversity
+        sample = f" (a sample of {d.compared} of {d.environments})" if d.sampled else ""
+        pairs = d.pairwise
+        console.print(f"\n[bold]diversity[/]{sample}")
+        console.print(
+            f"families of related environments (similarity ≥ {d.family_threshold:g}): {d.families}, "
+            f"largest {d.largest_family}"
+        )
+        if pairs.get("count"):
+            console.print(
+                f"pairwise similarity: mean {pairs['mean']:.2f}, median {pairs['p50']:.2f}, "
+                f"p90 {pairs['p90']:.2f}, max {pairs['max']:.2f} over {pairs['count']} pairs"
+            )
+        skipped = ", ".join(f"{n} {kind}" for kind, n in d.duplicates_skipped.items()) or "none"
+        console.print(f"near-duplicates skipped: {escape(skipped)}")
