@@ -11,7 +11,7 @@ server understands) elsewhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,7 +22,7 @@ from openai.types.chat import ChatCompletion
 from resyn.llm.base import Completion
 from resyn.llm.errors import ProviderError
 from resyn.llm.models import FinishReason, LLMRequest
-from resyn.llm.retry import TransientFault, retry_after_seconds
+from resyn.llm.retry import TransientFault
 from resyn.llm.sdk_model import SDKModel
 from resyn.llm.structured import one_line
 
@@ -47,6 +47,7 @@ _STATUS_FIX = {
 
 
 class OpenAIModel(SDKModel[AsyncOpenAI]):
+    status_fixes = _STATUS_FIX
     provider = "openai"
     key_variable = "OPENAI_API_KEY"
     url_variable = "OPENAI_BASE_URL"
@@ -97,23 +98,6 @@ class OpenAIModel(SDKModel[AsyncOpenAI]):
                 f"{self.spec}: unreadable response from {self.endpoint} ({one_line(str(error), 120)}): "
                 "check that the base URL is an OpenAI-compatible server"
             ) from error
-
-    def status_fault(
-        self, status: int, message: str, headers: Mapping[str, str] | None = None
-    ) -> TransientFault | ProviderError:
-        """What an HTTP error status means: 429, 408 and 5xx are transient (``Retry-After`` honoured),
-        any other status is a ``ProviderError`` naming the fix. Also classifies the error of one line
-        of a batch's output, whose status is that of the request the line stands for."""
-        if status == 429:
-            return TransientFault(
-                "HTTP 429 rate limited", status_code=429, retry_after=retry_after_seconds(headers)
-            )
-        if status >= 500 or status == 408:
-            return TransientFault(f"HTTP {status} server error", status_code=status)
-        fix = _STATUS_FIX.get(status, "the provider refused the request")
-        return ProviderError(
-            f"{self.spec}: HTTP {status} {one_line(message, 200)}: {fix}", status_code=status
-        )
 
     def completion_from_body(self, request: LLMRequest, body: object) -> Completion:
         """A completion from the JSON body of a chat completion (a batch output line's

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from resyn.errors import ResynError
 from resyn.llm.base import Model
+from resyn.llm.errors import ProviderError
 from resyn.llm.guard import check_endpoint
 from resyn.llm.models import LLMSettings
 from resyn.llm.recording import Recorder
+from resyn.llm.retry import TransientFault, retry_after_seconds
+from resyn.llm.structured import one_line
 
 #: Sent to non-official (local, OpenAI/Anthropic-compatible) endpoints that need no real key.
 LOCAL_DUMMY_KEY = "resyn-local"
@@ -27,6 +31,8 @@ class SDKModel(Model, Generic[ClientT]):
     url_variable: ClassVar[str]
     official_url: ClassVar[str]
     missing_key_hint: ClassVar[str] = "use --base-url for a local server"
+    status_fixes: ClassVar[dict[int, str]] = {}
+    """HTTP status → the fix to name in the error (bad key, unknown model, …)."""
 
     def __init__(
         self,
@@ -71,6 +77,23 @@ class SDKModel(Model, Generic[ClientT]):
 
     @abstractmethod
     def _build_client(self, key: str, endpoint: str) -> ClientT: ...
+
+    def status_fault(
+        self, status: int, message: str, headers: Mapping[str, str] | None = None
+    ) -> TransientFault | ProviderError:
+        """What an HTTP error status means: 429, 408 and 5xx (Anthropic's 529 overloaded too) are
+        transient (``Retry-After`` honoured); any other status is a ``ProviderError`` naming the fix.
+        Also classifies the error of one line of a batch, whose status is that of its request."""
+        if status == 429:
+            return TransientFault(
+                "HTTP 429 rate limited", status_code=429, retry_after=retry_after_seconds(headers)
+            )
+        if status >= 500 or status == 408:
+            return TransientFault(f"HTTP {status} server error", status_code=status)
+        fix = self.status_fixes.get(status, "the provider refused the request")
+        return ProviderError(
+            f"{self.spec}: HTTP {status} {one_line(message, 200)}: {fix}", status_code=status
+        )
 
     async def aclose(self) -> None:
         if self._client is not None:
