@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import re
+import traceback
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -196,6 +197,13 @@ class Synthesizer:
             history.append(current)
             current = None
 
+    def task_failed(self, task: TaskRecord, exc: Exception) -> TaskRecord:
+        """Record an unexpected exception of a task: traceback to the log, the task in state error."""
+        trace = "".join(traceback.format_exception(exc)).rstrip()
+        self.log(f"{task.keyword!r}: internal error, the task is left in state error:\n{trace}")
+        reason = f"internal error: {type(exc).__name__}: {exc} (see log.txt; report it as a resyn bug)"
+        return self._finish_task(task, "error", task.rounds, _first_line(reason, 300))
+
     def catalog_task(self, task: TaskRecord) -> TaskRecord:
         return next((t for t in self.catalog.tasks(self.run_id) if t.task_id == task.task_id), task)
 
@@ -285,6 +293,7 @@ class Synthesizer:
                 candidate, "judge_rejected", f"judge rejected: {_first_line(verdict.feedback)}",
                 _judge_feedback(verdict),
             )  # fmt: skip
+        candidate = candidate.model_copy(update={"passed_judge": True})
         # Judged concurrently with another task's candidate? The index may have grown meanwhile.
         duplicate = self._duplicate(candidate, fingerprint)
         if duplicate is not None:
@@ -293,9 +302,9 @@ class Synthesizer:
         if self.solver is not None and self.settings.calibration is not None:
             try:
                 calibration = await self._calibrate(task, candidate, report)
-            except LLMError as exc:
+            except LLMError as exc:  # single failed solver calls are attempts; this is worse
                 abort_if_fatal(exc)
-                raise
+                return self._finish(candidate, "error", f"calibration failed: {exc}")
         return self._accept(task, candidate, report, verdict, samples, calibration, fingerprint)
 
     def _index(self) -> DuplicateIndex[str, EnvFingerprint]:

@@ -386,6 +386,12 @@ async def _drive(
                 # stays unfinished, so a rerun with a larger budget continues it.
                 synthesizer.stopped_by = str(exc)
                 return
+            except (RunAborted, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                # A bug or an unexpected fault in one task must not end a batch job of hundreds:
+                # the task is left in state error (retried on resume) and the traceback logged.
+                finished = synthesizer.task_failed(task, exc)
             finally:
                 progress.in_flight -= 1
             progress.done += 1
