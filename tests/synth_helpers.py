@@ -9,6 +9,12 @@ concurrency, so a queue of replies cannot script them; a ``ScriptedModel`` is th
   a write, ``Keyword: …`` for a revision or a verdict);
 * the **kind** is ``judge`` for a structured request (OpenAI ``response_format``, Anthropic
   ``tools``), else ``write`` or ``revise`` by the prompt's wording;
+* a structured request with a ``Seed: …`` line is a ``propose`` request, keyed by the seed (a
+  dict step is its ``Ideas`` object: JSON content for OpenAI, a ``tool_use`` block named ``Ideas``
+  for Anthropic);
+* a request whose system prompt says "You are solving a reasoning problem" is a ``solve`` request
+  (solver calibration), keyed by the question (its whole user message); when the script has no
+  steps for it, ``ScriptedModel.solver(question, n)`` answers its *n*-th request (from 0);
 * the *n*-th request of a ``(keyword, kind)`` gets the *n*-th step of its script.
 
 A step is the answer's text, a verdict (a dict: JSON content for OpenAI, a ``tool_use`` block named
@@ -41,6 +47,13 @@ from tests.llm_servers import FakeAnthropic, FakeOpenAI, FakeServer, Reply
 ANSWERS = Path(__file__).parents[1] / "resyn" / "demo" / "answers"
 
 WRITE, REVISE, JUDGE = "write", "revise", "judge"
+PROPOSE, SOLVE = "propose", "solve"
+
+#: The start of the ``solve`` prompt's system message.
+SOLVING = "You are solving a reasoning problem"
+
+#: The name of the structured answer a kind asks for (Anthropic's forced tool).
+_TOOL = {JUDGE: "Verdict", PROPOSE: "Ideas"}
 
 #: Hand-written answers whose module passes every check (each a different environment).
 GOOD = {
@@ -70,6 +83,7 @@ FAST = LLMSettings(
 )
 
 _KEYWORD_LINE = re.compile(r"^(?:Write an environment for this keyword|Keyword): (.+)$", re.MULTILINE)
+_SEED_LINE = re.compile(r"^Seed: (.+)$", re.MULTILINE)
 
 
 def answer(name: str) -> str:
@@ -121,12 +135,29 @@ def user_text(body: dict[str, Any]) -> str:
     return str(content)
 
 
+def system_text(body: dict[str, Any]) -> str:
+    """The system prompt of a request body (OpenAI: system messages; Anthropic: ``system``)."""
+    system = body.get("system")
+    if system is None:
+        system = [m.get("content") for m in body.get("messages", []) if m.get("role") == "system"]
+    if isinstance(system, list):
+        return "".join(str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in system)
+    return str(system)
+
+
 def classify(body: dict[str, Any]) -> tuple[str | None, str]:
-    """``(keyword, kind)`` of a request body; the keyword is ``None`` when no line names one."""
+    """``(keyword, kind)`` of a request body; the keyword is ``None`` when no line names one (for
+    a ``solve`` request, the keyword is the question)."""
     text = user_text(body)
+    if SOLVING in system_text(body):
+        return text, SOLVE
     found = _KEYWORD_LINE.search(text)
     keyword = found.group(1).strip() if found else None
-    if "response_format" in body or "tools" in body:
+    structured = "response_format" in body or "tools" in body
+    seed = _SEED_LINE.search(text)
+    if structured and seed and not found:
+        return seed.group(1).strip(), PROPOSE
+    if structured:
         kind = JUDGE
     elif text.startswith("Write an environment for this keyword:"):
         kind = WRITE
@@ -145,6 +176,8 @@ class ScriptedModel:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.problems: list[str] = []
+        self.solver: Callable[[str, int], Step] | None = None
+        """Answers the *n*-th ``solve`` request of a question the script has no steps for."""
         self._lock = threading.Lock()
         server.responder = self
 
@@ -163,15 +196,16 @@ class ScriptedModel:
             self.calls[(keyword, kind)] += 1
             self.requests.append((keyword, kind, body))
             steps = self.script.get((keyword, kind), [])
-            if index >= len(steps):
+            solver = self.solver if kind == SOLVE and not steps else None
+            if solver is None and index >= len(steps):
                 self.problems.append(f"unscripted {kind} request #{index + 1} for {keyword!r}")
                 return Reply(
                     status=400, body=self.server.error_body("invalid_request_error", "script exhausted")
                 )
-            step = steps[index]
-        return self.reply(step, body)
+        step = steps[index] if solver is None else solver(keyword, index)
+        return self.reply(step, body, kind)
 
-    def reply(self, step: Step, body: dict[str, Any]) -> Reply:
+    def reply(self, step: Step, body: dict[str, Any], kind: str = JUDGE) -> Reply:
         server = self.server
         if isinstance(step, Reply):
             return step
@@ -182,7 +216,7 @@ class ScriptedModel:
             return Reply(body=server.answer(step))
         if isinstance(step, dict):
             if isinstance(server, FakeAnthropic):
-                return server.tool_answer("Verdict", step)
+                return server.tool_answer(_TOOL.get(kind, "Verdict"), step)
             return Reply(body=server.answer(json.dumps(step)))
         return step(body)
 
@@ -196,6 +230,14 @@ class ScriptedModel:
 
     def bodies(self, keyword: str, kind: str) -> list[dict[str, Any]]:
         return [body for k, t, body in self.requests if (k, t) == (keyword, kind)]
+
+
+class PricedOpenAI(FakeOpenAI):
+    """A fake OpenAI that answers as model ``m`` (not a real model name), so that only a price
+    table entry for ``m`` (``RESYN_PRICES``) prices its calls."""
+
+    def answer(self, text: str | None, **kwargs: Any) -> dict[str, Any]:
+        return super().answer(text, **{"model": "m", **kwargs})
 
 
 def settings(spec: str = "openai/m", **fields: Any) -> SynthesisSettings:

@@ -87,7 +87,10 @@ def calibrate(
     settings = calibration_settings(solver_model, solver_base_url, solver_instances, solver_attempts)
     if settings is None:
         raise click.UsageError("--solver-model is required: e.g. --solver-model openai/gpt-4.1-mini")
-    with Catalog.open(catalog_path or default_catalog_path()) as catalog:
+    path = catalog_path or default_catalog_path()
+    if not path.exists():  # the error of a reader; opening as the writer would create the file
+        Catalog.open(path, read_only=True).close()
+    with Catalog.open(path) as catalog:
         records = calibrate_environments(
             catalog,
             list(env_ids),

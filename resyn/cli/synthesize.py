@@ -25,6 +25,7 @@ from resyn.synth.run import (
     RunSummary,
     check_new_run,
     check_run_name,
+    check_settings,
     default_run_name,
     preflight,
     resolve_settings,
@@ -122,6 +123,16 @@ def synthesize_command(
     failed, up to --max-rounds. Ctrl-C stops cleanly; rerunning with the same --run continues.
     """
     words = collect_keywords(keywords, keyword_files)
+    # Limits and transport options: given with --model they are part of the requested settings;
+    # given alone (resuming a run by name) they replace the stored ones.
+    limits: dict[str, object] = {
+        "budget_usd": budget_usd,
+        "max_calls": max_calls,
+        "max_requests_per_minute": rpm,
+        "reuse_calls": reuse_calls or None,
+        "batch_api": batch_api or None,
+    }
+    limits = {name: value for name, value in limits.items() if value is not None}
     requested = None
     if model is not None:
         from resyn.llm import parse_model_string
@@ -142,22 +153,36 @@ def synthesize_command(
             "calibration": calibration_settings(
                 solver_model, solver_base_url, solver_instances, solver_attempts
             ),
+            "propose": propose,
+            **limits,
         }
         if check_workers is not None:
             fields["check_workers"] = check_workers
         requested = SynthesisSettings.model_validate(fields)
         preflight(requested)  # a missing key or sandbox fails before the catalog is touched
-    summary = _run(catalog_path or default_catalog_path(), run_name or default_run_name(), requested, words)
+    summary = _run(
+        catalog_path or default_catalog_path(), run_name or default_run_name(), requested, words, limits
+    )
     report_summary(summary, as_json)
 
 
-def _run(path: Path, run_id: str, requested: SynthesisSettings | None, words: list[str]) -> RunSummary:
-    """Open the catalog as its one writer, start or resume ``run_id``, and run it to the end."""
+def _run(
+    path: Path,
+    run_id: str,
+    requested: SynthesisSettings | None,
+    words: list[str],
+    limits: dict[str, object] | None = None,
+) -> RunSummary:
+    """Open the catalog as its one writer, start or resume ``run_id``, and run it to the end.
+    ``limits`` replace the stored settings of a run resumed without ``--model``."""
     check_run_name(run_id)
     if not path.exists():  # no catalog, so a new run: what it lacks fails before the file is made
         check_new_run(requested, words)
     with Catalog.open(path) as catalog:
         settings, resumed = resolve_settings(catalog, run_id, requested, words)
+        if requested is None and limits:
+            settings = SynthesisSettings.model_validate(settings.model_dump() | limits)
+            check_settings(settings)
         with _progress_display() as (log, on_progress):
             return synthesize(
                 words,
@@ -241,14 +266,21 @@ def demo(catalog_path: Path, run_name: str | None, as_json: bool, unsafe_no_sand
         )
 
 
+#: Exit status of a run stopped by --budget-usd or --max-calls: not finished, nothing failed.
+EXIT_STOPPED = 3
+
+
 def report_summary(summary: RunSummary, as_json: bool, *, printed: bool = False) -> None:
-    """Print the per-keyword table and the funnel (or the JSON document); exit 130 if interrupted."""
+    """Print the per-keyword table and the funnel (or the JSON document); exit 130 if interrupted,
+    3 if stopped at a limit (a batch script can tell an unfinished run from a finished one)."""
     if as_json:
         click.echo(json.dumps(summary.model_dump(mode="json"), indent=2))
     elif not printed:
         print_summary(summary)
     if summary.status == "interrupted":
         sys.exit(130)
+    if summary.status == "stopped":
+        sys.exit(EXIT_STOPPED)
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -278,5 +310,10 @@ def print_summary(summary: RunSummary) -> None:
         f"calls {stats.calls}, tokens in {stats.tokens_in} / out {stats.tokens_out}, cost {cost}, "
         f"{summary.seconds:.1f} s · catalog {escape(summary.catalog)} · log {escape(summary.run_dir)}/log.txt"
     )
-    if summary.status != "finished":
+    if summary.status == "stopped":
+        console.print(
+            f"[yellow]run stopped[/] at its limit: rerun with --run {summary.run_id} and a larger "
+            "--budget-usd or --max-calls to continue"
+        )
+    elif summary.status != "finished":
         console.print(f"[yellow]run {summary.status}[/]: rerun with --run {summary.run_id} to continue")

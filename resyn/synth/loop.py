@@ -38,7 +38,7 @@ from resyn.catalog.records import (
 )
 from resyn.checks import CheckConfig, CheckReport, run_checks
 from resyn.errors import ResynError
-from resyn.llm import LLMError, Model, ProviderError, ReplayMissError
+from resyn.llm import BatchSettings, LLMError, Model, ProviderError, ReplayMissError
 from resyn.sandbox import SandboxConfig
 from resyn.synth import prompts
 from resyn.synth.calibration import CalibrationSettings, calibrate
@@ -102,6 +102,8 @@ class SynthesisSettings(BaseModel):
     batch_api: bool = False
     """Send the writer's, judge's and solver's requests through the provider's batch API (half
     price, answers within the batch window instead of seconds; ``--batch-api``)."""
+    batch: BatchSettings | None = None
+    """How batches are collected and polled with ``batch_api`` (``None``: ``BatchSettings()``)."""
     unsafe_no_sandbox: bool = False
     """Run candidates without isolation: only for a transcript of code you trust."""
 

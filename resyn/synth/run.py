@@ -27,7 +27,7 @@ from resyn.catalog.records import RunRecord, RunStatus, TaskRecord
 from resyn.errors import ResynError
 from resyn.llm import JsonlRecorder, LLMError, LLMSettings, Model, TeeRecorder, get_model, with_batching
 from resyn.sandbox import probe
-from resyn.synth.guards import Budget, BudgetExhausted, GuardedModel
+from resyn.synth.guards import Budget, BudgetExhausted, GuardedModel, require_prices
 from resyn.synth.keywords import normalize_keyword
 from resyn.synth.loop import RunAborted, SynthesisSettings, Synthesizer, abort_if_fatal, task_id_for
 from resyn.synth.propose import propose, screen_ideas
@@ -102,9 +102,28 @@ def resolve_settings(
     return requested, True
 
 
+def check_settings(settings: SynthesisSettings) -> None:
+    """What the settings ask for that cannot work, without touching anything: a budget without
+    prices, a batch API for a model that has none."""
+    specs = [settings.model, settings.judge_model]
+    if settings.calibration is not None:
+        specs.append(settings.calibration.solver_model)
+    if settings.budget_usd is not None:
+        require_prices(specs)
+    if settings.batch_api:
+        for spec in specs:
+            if spec.partition("/")[0] not in ("openai", "anthropic"):
+                raise ResynError(
+                    f"--batch-api: {spec} has no batch API (only openai/<model> and anthropic/<model>): "
+                    "drop --batch-api"
+                )
+
+
 def preflight(settings: SynthesisSettings) -> None:
     """Everything that would fail every call or every check, checked before anything is written:
-    the sandbox (or --unsafe-no-sandbox), the keys and endpoints of both models, a replay file."""
+    the settings, the sandbox (or --unsafe-no-sandbox), the keys and endpoints of both models, a
+    replay file."""
+    check_settings(settings)
     probe(settings.unsafe_no_sandbox)
     get_model(settings.model, base_url=settings.base_url).check_ready()
     get_model(settings.judge_model, base_url=settings.judge_base_url).check_ready()
@@ -134,6 +153,7 @@ def synthesize(
     if writer is None or judge_model is None:
         preflight(settings)
     else:
+        check_settings(settings)
         probe(settings.unsafe_no_sandbox)
         writer.check_ready()
         judge_model.check_ready()
@@ -156,7 +176,7 @@ def synthesize(
         max_usd=settings.budget_usd,
         max_calls=settings.max_calls,
         spent_usd=(spent.cost_usd or 0.0) if spent else 0.0,
-        calls=spent.calls if spent else 0,
+        calls=_requests_made(catalog, run_id) if spent else 0,
     )
     recorder = TeeRecorder(catalog, JsonlRecorder(run_dir / "calls.jsonl"), budget)
     for given in (writer, judge_model):
@@ -181,8 +201,9 @@ def synthesize(
         )
 
     if settings.batch_api:
-        writer, judge_model = with_batching(writer), with_batching(judge_model)
-        solver = with_batching(solver) if solver is not None else None
+        batching = settings.batch
+        writer, judge_model = with_batching(writer, batching), with_batching(judge_model, batching)
+        solver = with_batching(solver, batching) if solver is not None else None
     reuse = catalog.reusable_calls if settings.reuse_calls else None
     writer, judge_model = (GuardedModel(m, budget=budget, reuse=reuse) for m in (writer, judge_model))
     if solver is not None:
@@ -206,9 +227,13 @@ def synthesize(
     )
     status: RunStatus = "failed"
     try:
-        budget.admit()  # a resumed run already at its limit does nothing
         if settings.propose:
-            asyncio.run(_propose_all(catalog, run_id, keywords, settings, writer, emit))
+            # A resumed run also retries the seeds it started with whose proposal failed, when
+            # it is resumed by name only (no keywords given).
+            stored = catalog.get_run(run_id)
+            started_with = stored.config.get("keywords", []) if stored else []
+            seeds = list(dict.fromkeys([*started_with, *keywords]))
+            asyncio.run(_propose_all(catalog, run_id, seeds, settings, writer, emit))
         run_tasks = catalog.tasks(run_id)
         # The file describes the whole run, also when this session resumes it with fewer keywords.
         run_file = {**config, "keywords": [t.keyword for t in run_tasks]}
@@ -220,6 +245,8 @@ def synthesize(
             f"run {run_id}: {len(todo)} keyword(s) to do"
             + (f" (resumed; {len(run_tasks) - len(todo)} already finished)" if resumed else "")
         )
+        if todo:
+            budget.admit()  # a resumed run already at its limit does nothing (a finished one stays so)
         progress = RunProgress(total=len(todo), spent_usd=budget.spent_usd)
         models: list[Model] = [m for m in (writer, judge_model, solver) if m is not None]
         asyncio.run(_drive(synthesizer, todo, models, progress, budget, on_progress))
@@ -248,6 +275,14 @@ def synthesize(
         tasks=catalog.tasks(run_id),
         stats=catalog.stats(run_id),
     )
+
+
+def _requests_made(catalog: Catalog, run_id: str) -> int:
+    """Calls of the run that sent a request, as ``Budget`` counts them (reused and replayed
+    answers sent none)."""
+    literal = run_id.replace("'", "''")
+    found = catalog.sql(f"SELECT count(*) FROM llm_calls WHERE run_id = '{literal}' AND attempts > 0")
+    return int(found.rows[0][0])
 
 
 def _add_tasks(catalog: Catalog, run_id: str, items: list[tuple[str, str | None]]) -> None:
