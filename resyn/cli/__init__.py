@@ -1,6 +1,7 @@
 """The ``resyn`` command: a thin layer that parses arguments, calls the API and prints.
 
-Exit status: 0 success/accepted, 1 rejected, 2 usage or environment error. Errors are one line
+Exit status: 0 success/accepted, 1 rejected, 2 usage or environment error, 3 a synthesis run
+stopped at its budget (``--budget-usd``/``--max-calls``; rerun with a larger one), 130 interrupted. Errors are one line
 on stderr that names the fix; tracebacks only with ``RESYN_DEBUG=1``. One module per command
 group; importing them registers their commands on the ``cli`` group.
 """

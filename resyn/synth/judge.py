@@ -90,9 +90,23 @@ def judge_samples(code: str, max_difficulty: int, config: SandboxConfig) -> list
     return samples
 
 
+#: Checks whose summary is a wall-clock measurement: it differs on every run, and a prompt that
+#: differs cannot be answered from the call log (``--reuse-calls``). The judge gets the verdict only.
+_MEASURED = frozenset({"timing"})
+
+
 def check_lines(report: CheckReport) -> list[dict[str, str]]:
     """The check results as the judge sees them: name, status and the one-line summary."""
-    return [{"name": c.name, "status": c.status, "summary": c.summary} for c in report.checks]
+    return [
+        {
+            "name": c.name,
+            "status": c.status,
+            "summary": ("within the time limits" if c.status == "pass" else "too slow")
+            if c.name in _MEASURED
+            else c.summary,
+        }
+        for c in report.checks
+    ]
 
 
 async def judge(

@@ -14,7 +14,7 @@ import json
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -330,14 +330,15 @@ async def _propose_all(
     existing += [(t.keyword, idea_signature(t.keyword, t.brief)) for t in catalog.tasks(run_id)]
     names = [t.keyword for t in catalog.tasks(run_id)][:100]
     try:
-        answers = await asyncio.gather(
-            *(
-                propose(model, seed, settings.propose, names, max_tokens=settings.judge_max_tokens * 2,
-                        tags={"run_id": run_id})
-                for seed in todo
-            ),
-            return_exceptions=True,
-        )  # fmt: skip
+        with _cancel_on_sigterm():
+            answers = await asyncio.gather(
+                *(
+                    propose(model, seed, settings.propose, names, max_tokens=settings.judge_max_tokens * 2,
+                            tags={"run_id": run_id})
+                    for seed in todo
+                ),
+                return_exceptions=True,
+            )  # fmt: skip
     finally:
         await model.aclose()
     for seed, answer in zip(todo, answers, strict=True):
@@ -394,12 +395,37 @@ async def _drive(
     on_progress: Callable[[RunProgress], None] | None,
 ) -> None:
     """``concurrency`` workers take tasks from a queue; the first fatal error cancels the rest."""
+    with _cancel_on_sigterm():
+        await _run_workers(synthesizer, todo, models, progress, budget, on_progress)
+
+
+@contextlib.contextmanager
+def _cancel_on_sigterm() -> Iterator[None]:
+    """Batch schedulers stop jobs with SIGTERM: treat it like Ctrl-C, cancelling the running
+    coroutine so every ``finally`` runs. (Not possible outside the main thread, or off Unix.)"""
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
-    assert main is not None
-    # Batch schedulers stop jobs with SIGTERM. Not possible outside the main thread or on non-Unix.
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGTERM, main.cancel)
+    installed = False
+    if main is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, main.cancel)
+            installed = True
+    try:
+        yield
+    finally:
+        if installed:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _run_workers(
+    synthesizer: Synthesizer,
+    todo: list[TaskRecord],
+    models: list[Model],
+    progress: RunProgress,
+    budget: Budget,
+    on_progress: Callable[[RunProgress], None] | None,
+) -> None:
     queue: asyncio.Queue[TaskRecord] = asyncio.Queue()
     for task in todo:
         queue.put_nowait(task)
@@ -447,8 +473,6 @@ async def _drive(
         await asyncio.gather(*workers, return_exceptions=True)
         for model in models:
             await model.aclose()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGTERM)
 
 
 def summary_document(summary: RunSummary) -> dict[str, Any]:
