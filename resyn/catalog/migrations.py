@@ -248,6 +248,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="task briefs (the description of a proposed task idea)",
         statements=("ALTER TABLE tasks ADD COLUMN brief VARCHAR",),
     ),
+    Migration(
+        version=4,
+        description="check reports keep the sampled questions shown to the judge",
+        statements=("ALTER TABLE check_reports ADD COLUMN samples JSON DEFAULT '[]'",),
+    ),
 )
 """Every migration, oldest first. Append only: a released migration is never edited."""
 

@@ -360,7 +360,7 @@ class Catalog:
     def add_check_report(self, candidate_id: str, report: CheckReport) -> None:
         """Store the report of the candidate's check run (replacing an earlier one): a summary row
         and one row per check, in the report's order."""
-        summary = encode(report.model_copy(update={"checks": []}))
+        summary = encode(report.model_copy(update={"checks": []}), ("samples",))
         summary.pop("checks")
         with self._transaction() as conn:
             conn.execute("DELETE FROM check_results WHERE candidate_id = ?", [candidate_id])
@@ -394,7 +394,9 @@ class Catalog:
             result_columns = [d[0] for d in cursor.description]
             checks = [decode(CheckResult, result_columns, r, _RESULT_JSON) for r in cursor.fetchall()]
         data = {
-            name: value for name, value in zip(columns, row, strict=True) if name in CheckReport.model_fields
+            name: decode_value(value, is_json=name == "samples")
+            for name, value in zip(columns, row, strict=True)
+            if name in CheckReport.model_fields
         }
         return CheckReport.model_validate({**data, "checks": checks})
 

@@ -3,7 +3,7 @@ them that the synthesis loop hands back to the writing LLM."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +80,9 @@ class CheckReport(BaseModel):
     accepted: bool
     seconds: float
     checks: list[CheckResult]
+    samples: list[dict[str, Any]] = Field(default_factory=list)
+    """Questions and gold answers (``None``: no reference) of the first seeds at the lowest and the
+    highest level, as the sweep drew them: what the judge is shown, without another sandbox."""
 
     @property
     def failures(self) -> list[CheckResult]:

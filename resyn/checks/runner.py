@@ -10,10 +10,11 @@ import hashlib
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from resyn.checks import generator, static, verifier
 from resyn.checks.config import CheckConfig
-from resyn.checks.report import CheckReport, CheckResult, Evidence
+from resyn.checks.report import CheckReport, CheckResult, Evidence, clip
 from resyn.checks.sampling import Sample, draw
 from resyn.env import NAME_PATTERN
 from resyn.sandbox import LoadResult, Sandbox, SandboxConfig, probe
@@ -49,8 +50,9 @@ def run_checks(
         for result in static.run_static(source, filename, config):
             results[result.name] = result
     load: LoadResult | None = None
+    shown: list[dict[str, Any]] = []
     if results.get("syntax") is None or results["syntax"].status == "pass":
-        load = _dynamic(source, filename, config, sandbox_config, results)
+        load = _dynamic(source, filename, config, sandbox_config, results, shown)
     for check_name in CHECK_NAMES:
         if check_name not in results and (
             static_checks or check_name not in ("syntax", "structure", "imports", "global_random")
@@ -71,6 +73,7 @@ def run_checks(
         accepted=accepted,
         seconds=round(time.perf_counter() - started, 3),
         checks=checks,
+        samples=shown,
     )
 
 
@@ -87,6 +90,7 @@ def _dynamic(
     config: CheckConfig,
     sandbox_config: SandboxConfig,
     results: dict[str, CheckResult],
+    shown: list[dict[str, Any]],
 ) -> LoadResult | None:
     hash_seed = random.SystemRandom().randrange(1, 2**31)
     with Sandbox(source, filename=filename, config=sandbox_config, hash_seed=hash_seed) as sandbox:
@@ -118,6 +122,7 @@ def _dynamic(
             # State kept between calls shows on any instance: one per level is enough here.
             again = draw(sandbox, [(0, level) for level in levels])
             fresh = pending.result()
+        shown.extend(_shown_samples(samples, levels))
         by_key = {(s.seed, s.difficulty): s for s in samples}
         fresh = [f for f in fresh if (f.seed, f.difficulty) in by_key]
         again = [a for a in again if (a.seed, a.difficulty) in by_key]
@@ -146,6 +151,24 @@ def _dynamic(
         results["leak"] = verifier.leak([samples[i] for i in probe_indices], config)
         results["timing"] = _timing(samples, outcomes, config, cut_short)
         return load
+
+
+#: Seeds per level (lowest and highest) whose questions and golds the report keeps for the judge.
+SHOWN_SEEDS = 2
+
+
+def _shown_samples(samples: list[Sample], levels: list[int]) -> list[dict[str, Any]]:
+    ends = {levels[0], levels[-1]}
+    return [
+        {
+            "difficulty": s.difficulty,
+            "seed": s.seed,
+            "question": clip(s.question, 3000),
+            "gold": clip(s.gold, 1000) if s.gold is not None else None,
+        }
+        for s in sorted(samples, key=lambda s: (s.difficulty, s.seed))
+        if s.ok and s.seed < SHOWN_SEEDS and s.difficulty in ends
+    ]
 
 
 def _sweep(sandbox: Sandbox, levels: list[int], config: CheckConfig) -> tuple[list[Sample], str | None]:

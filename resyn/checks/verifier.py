@@ -102,10 +102,12 @@ def run_probes(
             ]
     outcomes = _run(sandbox, samples, plan, check_mutation=True)
     # Very long answers go last and alone, with their own deadline, on a few instances.
+    # The same three strings serve every instance: building them is the costly part (GIL-bound).
+    long = probes.long_answers(config.long_answer_chars, rng)
     long_plan = [
         Probe("long_answers", kind, index, answer)
         for index in probe_indices[:: max(1, len(probe_indices) // 4)][:4]
-        for kind, answer in probes.long_answers(config.long_answer_chars, rng)
+        for kind, answer in long
     ]
     outcomes += _run(
         sandbox,

@@ -258,7 +258,9 @@ class Synthesizer:
 
         assert report.max_difficulty is not None and candidate.code is not None
         code, levels = candidate.code, report.max_difficulty
-        samples = await self._in_pool(lambda: judge_samples(code, levels, self.sandbox_config))
+        samples = report.samples or await self._in_pool(  # reports stored before v4 lack them
+            lambda: judge_samples(code, levels, self.sandbox_config)
+        )
         assert candidate.code_sha256 is not None and report.env_name is not None
         fingerprint = env_fingerprint(
             env_id_for(report.env_name, candidate.code_sha256), code, [str(x["question"]) for x in samples]
