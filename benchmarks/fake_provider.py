@@ -18,7 +18,9 @@ It listens on 127.0.0.1 only, and as a process it stops by itself after ``--max-
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import random
 import re
 import signal
 import threading
@@ -37,6 +39,14 @@ assert _NAME_LINE in GOOD_WRITE, "the bundled answer changed: update benchmarks/
 
 _WRITE_KEYWORD = re.compile(r"^Write an environment for this keyword: (.+)$", re.MULTILINE)
 _KEYWORD_LINE = re.compile(r"^Keyword: (.+)$", re.MULTILINE)  # judge and revise prompts
+_QUESTION_LINE = "            f\"The number {written} is written in base {instance['source']} \"\n"
+_FLAVOUR_AT = "\n\nclass BaseConversion(Environment):"
+assert _QUESTION_LINE in GOOD_WRITE and _FLAVOUR_AT in GOOD_WRITE, "update benchmarks/fake_provider.py"
+# Syllables of the made-up words.
+_ONSETS = ["b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
+           "gr", "st", "pl", "tr", "kl", "br", "sn"]  # fmt: skip
+_VOWELS = ["a", "e", "i", "o", "u", "ou", "ia"]
+_CODAS = ["x", "k", "n", "m", "r", "s", "t", "l", "sh"]
 
 
 def env_name_for(keyword: str) -> str:
@@ -44,9 +54,37 @@ def env_name_for(keyword: str) -> str:
     return "base_conversion_" + (re.sub(r"[^a-z0-9]+", "_", keyword.lower()).strip("_") or "x")
 
 
+def _pseudo_words(keyword: str, count: int) -> list[str]:
+    """Made-up words, the same for the same keyword in every process. Each has a letter beyond
+    ``f``, so none can be read as a base-16 answer (the ``leak`` check)."""
+    rng = random.Random(hashlib.sha256(keyword.encode()).digest())
+    words: list[str] = []
+    while len(words) < count:
+        word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(rng.randint(2, 3)))
+        word += rng.choice(_CODAS)
+        if word not in words and re.search("[g-z]", word):
+            words.append(word)
+    return words
+
+
 def write_answer(keyword: str) -> str:
-    """The writer's answer for ``keyword``: the good module under a name of its own."""
-    return GOOD_WRITE.replace(_NAME_LINE, f'name = "{env_name_for(keyword)}"')
+    """The writer's answer for ``keyword``: the good module under a name of its own, made distinct
+    enough for resyn's near-duplicate filter (``resyn.synth.similarity``), which would otherwise
+    keep only the first keyword's copy: every question opens with a sentence of made-up words of
+    this keyword (a question template of its own), and the module carries an unused helper that
+    lists made-up attribute names (code shingles of its own). The checks' work is unchanged."""
+    words = _pseudo_words(keyword, 130)
+    story, attributes = " ".join(words[:30]).capitalize() + ".", words[30:]
+    helper = (
+        "\n\ndef _inventory(record: Any) -> list[Any]:\n"
+        '    """Never called: it only makes this module\'s code its own."""\n'
+        "    return [\n" + "".join(f"        record.{name},\n" for name in attributes) + "    ]\n"
+    )
+    return (
+        GOOD_WRITE.replace(_NAME_LINE, f'name = "{env_name_for(keyword)}"')
+        .replace(_QUESTION_LINE, f'            "{story}\\n"\n' + _QUESTION_LINE)
+        .replace(_FLAVOUR_AT, helper + _FLAVOUR_AT)
+    )
 
 
 def verdict_answer() -> str:

@@ -274,3 +274,17 @@ def test_guard_refuses_real_endpoints_offline() -> None:
     for url in ("https://api.openai.com/v1", "https://api.anthropic.com", "http://10.0.0.5:8000"):
         with pytest.raises(ResynError, match="refusing to call"):
             check_endpoint(url, "openai/x")
+
+
+def test_jsonl_recorder_ends_a_line_torn_by_a_kill(tmp_path: Path) -> None:
+    """A run killed mid-append leaves a line without its newline; the next session's records must
+    not be glued onto it."""
+    log = tmp_path / "calls.jsonl"
+    log.write_text('{"prompt_sha256": "a", "text": "x"}\n{"prompt_sha25')
+    recorder = JsonlRecorder(log)
+    memory = MemoryRecorder()
+    replay = get_model(f"replay/{tmp_path / 'none.jsonl'}", recorder=TeeRecorder(recorder, memory))
+    with pytest.raises(ResynError):
+        asyncio.run(replay.generate(ask()))
+    lines = log.read_text().splitlines()
+    assert lines[1] == '{"prompt_sha25' and json.loads(lines[2])["error_type"] == "ResynError"

@@ -50,6 +50,20 @@ class JsonlRecorder:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._end_torn_line()
+
+    def _end_torn_line(self) -> None:
+        """A process killed mid-append (kill -9) leaves a line without its newline; end it, so the
+        next record starts a line of its own and only the torn one is unreadable."""
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(-1, 2)
+                torn = handle.read(1) != b"\n"
+        except OSError:  # missing or empty
+            return
+        if torn:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write("\n")
 
     def record(self, call: CallRecord) -> None:
         line = call.model_dump_json() + "\n"
