@@ -46,8 +46,11 @@ LATENCY_S = 1.0
 """Per call: with ~1.5 s of checks per keyword, the first session runs for several seconds."""
 HOLD_S = 600.0
 """A held judge call answers only after this long (the client is killed long before)."""
-SLOW_SPIN = 80_000
-"""Loop length added to ``generate`` of the slow-to-check module: its check suite takes ~5 s."""
+SLOW_SPIN = 100_000
+"""Loop length added to ``generate`` of the slow-to-check module: its check suite takes ~7 s
+alone, longer on a busy machine."""
+STORE_S = 2.0
+"""Time the client gets to store a module it was sent before the kill (it takes ~50 ms)."""
 
 
 def _load_fake_provider() -> ModuleType:
@@ -381,8 +384,8 @@ def test_kill_during_checks_continues_the_same_candidate(tmp_path: Path, server:
     def k3_checks_under_way() -> bool:
         with script.lock:
             arrived = [at for kind, keyword, at in script.calls if (kind, keyword) == ("write", "K3")]
-        # Answered LATENCY_S after arrival; the code is stored at once, then ~5 s of checks.
-        return bool(arrived) and time.monotonic() > arrived[0] + LATENCY_S + 1.0
+        # Answered LATENCY_S after arrival; the code is stored at once, then ~7 s of checks.
+        return bool(arrived) and time.monotonic() > arrived[0] + LATENCY_S + STORE_S
 
     tree = start_and_kill(tmp_path, server, k3_checks_under_way)
     assert tree, "no sandbox worker was running at the kill"
