@@ -21,7 +21,7 @@ from resyn.synth.similarity import EnvFingerprint, families, pairwise_summary
 FAMILY_THRESHOLD = 0.4
 
 #: Environments whose fingerprints are compared by default.
-DEFAULT_SAMPLE = 400
+DEFAULT_SAMPLE = 150
 
 
 class Diversity(BaseModel):
@@ -76,6 +76,6 @@ def compute_diversity(
         families=len(groups),
         largest_family=max((len(g) for g in groups), default=0),
         family_threshold=FAMILY_THRESHOLD,
-        pairwise=pairwise_summary([f for _, f in prints], sample_limit=5_000),
+        pairwise=pairwise_summary([f for _, f in prints], sample_limit=1_000),
         duplicates_skipped={str(k): int(v) for k, v in duplicates.items()},
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 
+from resyn import _ast
 from resyn.checks.config import CheckConfig
 from resyn.checks.report import CheckResult, Evidence
 from resyn.env import NAME_PATTERN
@@ -52,7 +53,7 @@ REQUIRED_METHODS = {"generate": 3, "question": 2, "verify": 3}  # positional par
 
 def run_static(source: str, filename: str, config: CheckConfig) -> list[CheckResult]:
     try:
-        tree = ast.parse(source, filename=filename)
+        tree = _ast.parse(source, filename=filename)
     except SyntaxError as exc:
         evidence = Evidence(detail=f"SyntaxError: {exc.msg}", line=exc.lineno, traceback=_caret(exc))
         return [

@@ -120,11 +120,17 @@ def list_command(
     print_environment_list(environments)
 
 
+#: Rows the human table shows at most.
+TABLE_ROWS = 500
+
+
 def print_environment_list(environments: list[EnvironmentSummary]) -> None:
     """The table of ``resyn catalog list`` (also printed at the end of ``resyn demo``)."""
     if not environments:
         err_console.print("[dim]no environments match[/]")
         return
+    total = len(environments)
+    environments = environments[:TABLE_ROWS]  # laying out 10,000 rows takes rich ~20 s
     table = _table("id", "keyword", "levels", "gold", "rounds", "status", "learn.", "description")
     # An id must stay whole (it is what `show` and `check` take); the keyword may wrap; the
     # description gets what is left of the width, cut to one line. The run is in --json.
@@ -151,7 +157,9 @@ def print_environment_list(environments: list[EnvironmentSummary]) -> None:
             escape(env.description or ""),
         )
     console.print(table)
-    console.print(f"[dim]{len(environments)} environment{'s' if len(environments) != 1 else ''}[/]")
+    shown = f"the first {len(environments)} of " if total > len(environments) else ""
+    more = " (use --limit, --json or `resyn catalog sql` for the rest)" if shown else ""
+    console.print(f"[dim]{shown}{total} environment{'s' if total != 1 else ''}{more}[/]")
 
 
 # -- show -----------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from resyn import _ast
+
 __all__ = ["Extraction", "Problem", "extract_module"]
 
 Problem = Literal["truncated", "no_code", "no_environment", "refusal"]
@@ -303,7 +305,7 @@ def _parse_or_error_line(code: str) -> ast.Module | int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. SyntaxWarning for "\d" in a string: not our business
-            return ast.parse(code)
+            return _ast.parse(code)
     except SyntaxError as exc:
         return exc.lineno or 0
     except (ValueError, RecursionError, MemoryError):

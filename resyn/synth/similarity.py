@@ -63,6 +63,8 @@ from typing import ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from resyn import _ast
+
 # -- constants -------------------------------------------------------------------------------------
 
 SIGNATURE_VERSION = 1
@@ -646,7 +648,7 @@ def _names(source: str) -> tuple[_Names, bool]:
     members: set[str] = set()
     imported: set[str] = set()
     try:
-        tree = ast.parse(source)
+        tree = _ast.parse(source)
     except (SyntaxError, ValueError):
         for match in _IMPORT_LINE.finditer(source):
             if match.group(1):
