@@ -25,6 +25,7 @@ _LAZY = {
     "SynthesisSettings": "resyn.synth.loop",
     "synthesize": "resyn.synth.run",
     "get_model": "resyn.llm.registry",
+    "RewardScorer": "resyn.reward.scorer",
 }
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "CheckConfig",
     "CheckReport",
     "Environment",
+    "RewardScorer",
     "Sandbox",
     "SandboxConfig",
     "SynthesisSettings",
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from resyn.checks.report import CheckReport
     from resyn.checks.runner import run_checks
     from resyn.llm.registry import get_model
+    from resyn.reward.scorer import RewardScorer
     from resyn.sandbox.config import SandboxConfig
     from resyn.sandbox.session import Sandbox
     from resyn.sources import load_source
