@@ -223,6 +223,13 @@ class Snapshot:
         }
         self.accepted = {k for k, t in self.tasks.items() if t.status == "accepted"}
         self.written = {k for k, cands in self.candidates.items() if any(c.code for c in cands)}
+        # A verdict stored before the kill is reused by the rerun, not asked for again.
+        self.judged = {
+            k
+            for k, cands in self.candidates.items()
+            if k not in self.accepted
+            and any(v.verdict for c in cands for v in catalog.verdicts(c.candidate_id))
+        }
         self.report_times = {
             c.candidate_id: catalog.sql(
                 f"SELECT created_at FROM check_reports WHERE candidate_id = '{c.candidate_id}'"
@@ -297,7 +304,10 @@ def rerun_and_verify(tmp_path: Path, server: FakeOpenAI, script: Script, before:
         assert new[("write", keyword)] == 0, f"{keyword}'s module was stored, yet written again"
     for keyword in set(KEYWORDS) - before.written:
         assert new[("write", keyword)] == 1
-    assert sum(n for (kind, _), n in new.items() if kind == "judge") == len(KEYWORDS) - len(before.accepted)
+    for keyword in before.judged:
+        assert new[("judge", keyword)] == 0, f"{keyword}'s verdict was stored, yet asked again"
+    expected_judge_calls = len(KEYWORDS) - len(before.accepted) - len(before.judged)
+    assert sum(n for (kind, _), n in new.items() if kind == "judge") == expected_judge_calls
 
     path = tmp_path / "c.duckdb"
     catalog = Catalog.open(path, read_only=True)
