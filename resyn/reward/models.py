@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -73,26 +73,7 @@ Reason = Literal[
 #: - ``sandbox_unavailable``: this machine cannot isolate untrusted code (no bubblewrap).
 #: - ``closed``: the scorer was closed before the item ran.
 #: - ``internal_error``: a bug in resyn; logged with its traceback.
-REASONS: tuple[Reason, ...] = (
-    "ok",
-    "invalid_item",
-    "unknown_env",
-    "code_mismatch",
-    "not_text",
-    "empty",
-    "too_long",
-    "no_answer",
-    "load_error",
-    "generate_error",
-    "verify_error",
-    "invalid_score",
-    "timeout",
-    "crashed",
-    "worker_error",
-    "sandbox_unavailable",
-    "closed",
-    "internal_error",
-)
+REASONS: tuple[Reason, ...] = get_args(Reason)
 
 _HEX = re.compile(r"^[0-9a-f]{8,64}$")
 
