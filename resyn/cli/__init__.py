@@ -19,6 +19,7 @@ from resyn.cli import (
     check,  # noqa: F401  (registers check, sample, bench)
     prompts,  # noqa: F401  (registers prompts list, render)
     report,  # noqa: F401  (registers report)
+    serve,  # noqa: F401  (registers serve)
     synthesize,  # noqa: F401  (registers synthesize, demo)
 )
 from resyn.cli.app import cli, fail
