@@ -26,12 +26,14 @@ _LAZY = {
     "synthesize": "resyn.synth.run",
     "get_model": "resyn.llm.registry",
     "RewardScorer": "resyn.reward.scorer",
+    "Curriculum": "resyn.curriculum",
 }
 
 __all__ = [
     "Catalog",
     "CheckConfig",
     "CheckReport",
+    "Curriculum",
     "Environment",
     "RewardScorer",
     "Sandbox",
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from resyn.checks.config import CheckConfig
     from resyn.checks.report import CheckReport
     from resyn.checks.runner import run_checks
+    from resyn.curriculum import Curriculum
     from resyn.llm.registry import get_model
     from resyn.reward.scorer import RewardScorer
     from resyn.sandbox.config import SandboxConfig
