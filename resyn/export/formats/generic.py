@@ -1,7 +1,7 @@
 """``jsonl`` and ``parquet``: trainer-neutral rows, one file per split.
 
 Columns: ``messages`` (OpenAI-style chat: the system message with the answer format, then the
-question), ``prompt`` (the same as one string), ``env_id``, ``env_name``, ``code_sha256``,
+question), ``prompt`` (the same as one string), ``question`` (the question alone), ``env_id``, ``env_name``, ``code_sha256``,
 ``seed``, ``difficulty``, ``instance_json``, ``solution``, ``split``, ``index``. The reward entry
 point is ``reward.py:score``, which takes completions and the rows' identity columns.
 """
@@ -19,6 +19,7 @@ from resyn.export.model import ExportRow
 COLUMNS = {
     "messages": "STRUCT(role VARCHAR, content VARCHAR)[]",
     "prompt": "VARCHAR",
+    "question": "VARCHAR",
     "env_id": "VARCHAR",
     "env_name": "VARCHAR",
     "code_sha256": "VARCHAR",
@@ -36,6 +37,7 @@ def records(rows: list[ExportRow], system_prompt: str) -> Iterator[dict[str, Any
         yield {
             "messages": row.messages(system_prompt),
             "prompt": row.prompt_text(system_prompt),
+            "question": row.question,
             "env_id": row.env_id,
             "env_name": row.env_name,
             "code_sha256": row.code_sha256,
