@@ -20,8 +20,9 @@ Figures are calls per second, best of 3:
   inside a sandbox worker (``Sandbox.time_verify``, as ``resyn bench`` does): the in-process cost
   of the verifier alone. Untrusted code never runs in this process.
 - ``scorer``: ``RewardScorer.score`` on ``ScoreItem`` objects carrying ``instance_json`` and the
-  whole completion (answer extraction, data checks, batching over ``--workers`` workers per
-  environment), and ``scorer_dicts`` the same from plain dicts.
+  whole completion (data checks here; parsing the instance and extracting the answer in the
+  workers; batching over ``--workers`` workers per environment), and ``scorer_dicts`` the same
+  from plain dicts.
 - ``sandbox_1w``: ``Sandbox.verify`` on the extracted answers with one worker at batch 128 (the
   layer below the scorer).
 - ``regen``: items carrying ``(seed, difficulty)`` instead of the instance, already in the

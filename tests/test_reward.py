@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import resyn
+from resyn.grading import extract_answer
 from resyn.reward import REASONS, EnvSpec, RewardConfig, RewardScorer, ScoreItem, completion_text
 from resyn.reward import scorer as reward_scorer_module
 from resyn.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, probe
@@ -243,6 +244,57 @@ def test_every_failure_scores_zero_and_is_counted(scorer: RewardScorer) -> None:
     assert "level 3 is broken" in (results[-2].detail or "")
     # A non-iterable argument scores nothing rather than raising.
     assert scorer.score(None) == []  # type: ignore[arg-type]
+
+
+def test_answers_are_extracted_as_resyn_grading_does(scorer: RewardScorer) -> None:
+    # The worker extracts the answers; the expected scores come from extract_answer run here.
+    instance = quirks_instance(scorer, seed=5)
+    gold = str(instance["n"])
+    completions = [
+        answer(gold),
+        f"<think>maybe <answer>0</answer></think> so <answer> {gold} </answer>",
+        f"<answer>0</answer> no wait <answer>{gold}</answer>",
+        f"The result is \\boxed{{{gold}}}.",
+        f"<answer>\\boxed{{{gold}}}</answer>",
+        f"**Final Answer:** {gold}.",
+        f"Final answer:\n\n{gold}",
+        f"<think>{gold}</think>",
+        f"<think>unfinished <answer>{gold}</answer>",
+        f"</think><answer>{gold}</answer>",
+        f"<ANSWER>{gold}",
+        "x" * 60_000 + answer(gold),  # long, within max_completion_chars
+        answer("1" + gold),
+        "<answer></answer>",
+    ]
+    expected = []
+    for text in completions:
+        extracted = extract_answer(text)
+        expected.append((0.0, "no_answer") if extracted is None else (float(extracted == gold), "ok"))
+    assert {score for score, _ in expected} == {0.0, 1.0} and ("no_answer" in {r for _, r in expected})
+    items = [{"env_id": "quirks", "instance": instance, "completion": text} for text in completions]
+    assert [(r.score, r.reason) for r in scorer.score_detailed(items)] == expected
+
+
+def test_item_defects_keep_their_reason_when_the_environment_fails() -> None:
+    # The worker checks instances and extracts answers; when it cannot (the module does not
+    # load), an item with no answer or an instance that is not an object still counts as such.
+    broken = "raise ImportError('broken on purpose')\n" + QUIRKS
+    with RewardScorer([EnvSpec(env_id="broken", code=broken)], config=FAST) as scorer:
+        items = [
+            {"env_id": "broken", "instance": {"n": 1}, "completion": answer("1")},
+            {"env_id": "broken", "instance": {"n": 1}, "completion": "no answer here"},
+            {"env_id": "broken", "instance_json": "[1]", "completion": answer("1")},
+            {"env_id": "broken", "instance_json": "{oops", "completion": answer("1")},
+        ]
+        results = scorer.score_detailed(items)
+        assert [(r.score, r.reason) for r in results] == [
+            (0.0, "load_error"),
+            (0.0, "no_answer"),
+            (0.0, "invalid_item"),
+            (0.0, "invalid_item"),
+        ]
+        assert "broken on purpose" in (results[0].detail or "")
+        assert scorer.metrics()["no_answer"] == 1 and scorer.metrics()["invalid_item"] == 2
 
 
 def test_timeouts_and_crashes_cost_only_their_own_items(scorer: RewardScorer) -> None:
@@ -590,19 +642,19 @@ def test_without_a_sandbox_construction_refuses_and_an_unpickled_copy_scores_zer
 def test_an_internal_error_scores_zero_instead_of_raising(
     scorer: RewardScorer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = reward_scorer_module.extract_answer
+    real = reward_scorer_module.completion_text
 
-    def broken(text: str) -> str | None:
-        if "boom" in text:
-            raise RuntimeError("a bug in extraction")
-        return real(text)
+    def broken(completion: object) -> str | None:
+        if "boom" in str(completion):
+            raise RuntimeError("a bug in reading completions")
+        return real(completion)
 
-    monkeypatch.setattr(reward_scorer_module, "extract_answer", broken)
+    monkeypatch.setattr(reward_scorer_module, "completion_text", broken)
     before = scorer.metrics_by_env().get("quirks", dict.fromkeys(REASONS, 0))
     items = [{"env_id": "quirks", "instance": {"n": 1}, "completion": answer(text)} for text in ("boom", "1")]
     results = scorer.score_detailed(items)
     assert [(r.score, r.reason) for r in results] == [(0.0, "internal_error"), (1.0, "ok")]
-    assert "a bug in extraction" in (results[0].detail or "")
+    assert "a bug in reading completions" in (results[0].detail or "")
     assert delta(scorer.metrics_by_env()["quirks"], before) == {"internal_error": 1, "ok": 1}
 
 

@@ -84,6 +84,51 @@ def test_verify_per_item_errors_do_not_spoil_the_batch(echo: Sandbox) -> None:
     assert results[3].ok and results[3].value["type"] == "bool"  # reported, judged by the caller
 
 
+COUNTING = (
+    HEADER
+    + """
+CALLS = []
+class Counting(Environment):
+    name = "counting"
+    max_difficulty = 1
+    def generate(self, rng, difficulty):
+        return {"n": rng.randint(0, 9)}
+    def question(self, instance):
+        return "Say the number."
+    def verify(self, instance, answer):
+        CALLS.append(answer)  # state on purpose: shows how often verify ran
+        return len(CALLS) / 1000 if answer == str(instance["n"]) else 0.0
+"""
+)
+
+
+def test_score_extracts_answers_and_parses_instances_in_the_worker() -> None:
+    with Sandbox(COUNTING, config=FAST) as sandbox:
+        instances: list[dict[str, object] | str] = [{"n": 4}, '{"n": 7}', "[1, 2]", "{not json"]
+        texts = [
+            "<answer>4</answer>",
+            "Thinking... \\boxed{7}",
+            "<answer>7</answer>",  # the same answer to instance 1, in other words: verified once
+            "<answer>1</answer>",
+            "<answer>1</answer>",
+            "I have no idea.",
+            "<think><answer>4</answer></think>",  # only reasoning: no answer
+        ]
+        items = [(0, texts[0]), (1, texts[1]), (1, texts[2]), (2, texts[3]), (3, texts[4]), (0, texts[5])]
+        items.append((0, texts[6]))
+        results = sandbox.score(instances, items)
+    assert [(r.ok, r.value if r.ok else r.kind) for r in results] == [
+        (True, 0.001),
+        (True, 0.002),
+        (True, 0.002),
+        (False, "invalid_item"),
+        (False, "invalid_item"),
+        (False, "no_answer"),
+        (False, "no_answer"),
+    ]
+    assert "not a JSON object" in (results[3].error or "") and "not JSON" in (results[4].error or "")
+
+
 def test_hanging_item_times_out_alone_and_worker_respawns(echo: Sandbox) -> None:
     instance = echo.generate([(6, 1)])[0].value
     gold = str(instance["n"])

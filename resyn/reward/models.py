@@ -61,7 +61,11 @@ Reason = Literal[
 #:   its instance may not mean what this version's verifier thinks.
 #: - ``not_text``, ``empty``, ``too_long``: the completion is not a string (nor chat messages
 #:   with text content), is blank, or is longer than ``max_completion_chars``.
-#: - ``no_answer``: :func:`resyn.grading.extract_answer` found no answer in it.
+#: - ``no_answer``: :func:`resyn.grading.extract_answer` found no answer in it. Extraction runs in
+#:   the worker (with the verify call); when the worker cannot run (the module does not load, the
+#:   worker dies), the scorer checks the item itself, so an item without an answer counts here
+#:   whatever happens to its environment. The same holds for an ``instance_json`` that is not a
+#:   JSON object (``invalid_item``), which the worker parses.
 #: - ``load_error``: the module does not import in the sandbox (retried after ``load_retry_s``).
 #: - ``generate_error``: regenerating the instance from ``(seed, difficulty)`` raised or returned
 #:   something that is not an instance.

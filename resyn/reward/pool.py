@@ -73,7 +73,9 @@ class Ticket:
 class Job:
     """Items of one call, for one worker message (possibly merged with other calls' jobs).
 
-    ``verify``: ``payload`` is a list of ``(instance_index, answer)`` into ``instances``;
+    ``verify``: ``payload`` is a list of ``(instance_index, completion)`` into ``instances``
+    (objects, or JSON text the worker parses; the worker extracts the answers, see
+    :meth:`~resyn.sandbox.Sandbox.score`);
     ``generate``: a list of ``(seed, difficulty)``; ``load``: empty (start and load a worker).
     """
 
@@ -84,7 +86,7 @@ class Job:
         kind: JobKind,
         payload: list[Any],
         ticket: Ticket,
-        instances: list[dict[str, Any]] | None = None,
+        instances: list[dict[str, Any] | str] | None = None,
     ) -> None:
         self.kind = kind
         self.payload = payload
@@ -321,7 +323,7 @@ class WorkerPool:
 
             def run(indices: list[int]) -> list[ItemResult]:
                 chosen = [items[i] for i in indices]
-                return sandbox.verify(instances, chosen, batch_size=max(1, len(indices)))
+                return sandbox.score(instances, chosen, batch_size=max(1, len(indices)))
 
         results: list[ItemResult] = [failed("internal_error", "not run")] * len(owners)
         pending = list(range(len(owners)))
@@ -353,12 +355,12 @@ class WorkerPool:
         return results
 
 
-def _merge(jobs: list[Job]) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+def _merge(jobs: list[Job]) -> tuple[list[dict[str, Any] | str], list[tuple[int, str]]]:
     """One verify message for several jobs. Jobs of one call share their instance list, which is
     then passed as is (the sandbox sends a chunk only the instances it uses)."""
     if len(jobs) == 1:
         return jobs[0].instances, jobs[0].payload
-    instances: list[dict[str, Any]] = []
+    instances: list[dict[str, Any] | str] = []
     offsets: dict[int, int] = {}
     items: list[tuple[int, str]] = []
     for job in jobs:

@@ -81,7 +81,16 @@ _VERIFY_KINDS: dict[str, Reason] = {
     "sandbox_unavailable": "sandbox_unavailable",
     "closed": "closed",
     "internal_error": "internal_error",
+    # Found by the worker, which checks the instance and extracts the answer (Sandbox.score).
+    "invalid_item": "invalid_item",
+    "no_answer": "no_answer",
 }
+#: Reasons that say the worker could not judge an item at all; the item's own defects, if it has
+#: any, are reported instead (as when the parent checked them before sending).
+_NOT_JUDGED: frozenset[Reason] = frozenset(
+    {"load_error", "timeout", "crashed", "worker_error", "sandbox_unavailable", "closed", "internal_error"}
+)
+_NO_ANSWER = "no <answer>, \\boxed{} or 'final answer:' in the completion"
 _GENERATE_KINDS: dict[str, Reason] = {
     **_VERIFY_KINDS,
     "exception": "generate_error",
@@ -230,7 +239,8 @@ class _Group:
 
     def __init__(self, spec: EnvSpec, failures: int) -> None:
         self.spec = spec
-        self.instances: list[dict[str, Any]] = []
+        # Objects, or (when scoring) the JSON text of an item's instance_json, parsed by the worker.
+        self.instances: list[dict[str, Any] | str] = []
         self.index: dict[object, int] = {}
         # Items to regenerate: (seed, difficulty) -> their (slot, answer); keys not yet looked up
         # in the cache; keys the workers must generate; keys whose instance is known.
@@ -245,7 +255,7 @@ class _Group:
         self.jobs: list[Job] = []
         self.ticket = Ticket(failures)
 
-    def add_instance(self, key: object, instance: dict[str, Any]) -> int:
+    def add_instance(self, key: object, instance: dict[str, Any] | str) -> int:
         index = self.index.get(key)
         if index is None:
             # The list keeps every indexed object alive, so an id() used as key is never reused
@@ -287,10 +297,11 @@ class _Group:
             if verify:
                 self.add_pair(slot, index, answer)
 
-    def add_pair(self, slot: int, index: int, answer: str) -> None:
+    def add_pair(self, slot: int, index: int, completion: str) -> None:
         # A pure verifier (the contract; the determinism check enforces it) gives the same score
-        # to the same answer on the same instance: GRPO groups often repeat short answers.
-        pair = (index, answer)
+        # to the same answer on the same instance: GRPO groups often repeat short completions
+        # (and the worker verifies equal answers of different completions once per batch).
+        pair = (index, completion)
         position = self.pairs.get(pair)
         if position is None:
             self.pairs[pair] = len(self.owners)
@@ -481,7 +492,8 @@ class RewardScorer:
         found: list[dict[str, Any] | None] = []
         for slot, index in enumerate(plan.instance_of):
             group = plan.groups.get(plan.env_ids[slot])
-            found.append(group.instances[index] if group is not None and index >= 0 else None)
+            instance = group.instances[index] if group is not None and index >= 0 else None
+            found.append(instance if isinstance(instance, dict) else None)
         return found
 
     def warmup(self, env_ids: Iterable[str] | None = None) -> dict[str, str | None]:
@@ -601,8 +613,10 @@ class RewardScorer:
             yield futures
         for group in plan.groups.values():
             results = [result for job in group.jobs for result in job.future.result()]
-            for slots, result in zip(group.owners, results, strict=True):
+            for pair, slots, result in zip(group.keys, group.owners, results, strict=True):
                 outcome = _verify_outcome(result)
+                if outcome.reason in _NOT_JUDGED:
+                    outcome = _own_defect(group.instances[pair[0]], pair[1]) or outcome
                 for slot in slots:
                     plan.results[slot] = outcome
 
@@ -645,15 +659,16 @@ class RewardScorer:
                         slot, "invalid_item", f"instance_json of {len(raw_json)} characters is too large"
                     )
                     return
-                try:
-                    parsed = json.loads(raw_json)
-                except (ValueError, RecursionError) as exc:
-                    plan.fail(slot, "invalid_item", f"instance_json is not JSON: {str(exc)[:100]}")
-                    return
-                if not isinstance(parsed, dict):
-                    plan.fail(slot, "invalid_item", "instance_json is not a JSON object")
-                    return
-                index = group.add_instance(raw_json, parsed)
+                if answers:
+                    # The text goes to the worker as it is, which parses it (and reports an
+                    # invalid_item if it is not an object): no json.loads + json.dumps here.
+                    index = group.add_instance(raw_json, raw_json)
+                else:
+                    parsed = _parse_instance(raw_json)
+                    if isinstance(parsed, str):
+                        plan.fail(slot, "invalid_item", parsed)
+                        return
+                    index = group.add_instance(raw_json, parsed)
         elif seed is not None and difficulty is not None:
             top = self._state.max_difficulty(spec)
             if difficulty < 1 or (top is not None and difficulty > top):
@@ -678,11 +693,9 @@ class RewardScorer:
             if not text or text.isspace():
                 plan.fail(slot, "empty", "the completion is blank")
                 return
-            extracted = extract_answer(text)
-            if extracted is None:
-                plan.fail(slot, "no_answer", "no <answer>, \\boxed{} or 'final answer:' in the completion")
-                return
-            answer = extracted
+            # The worker extracts the answer (Sandbox.score): extraction is regex work over the
+            # whole completion, which would otherwise hold this process's GIL for every item.
+            answer = text
         if regen is not None:
             group.add_regen(plan, slot, regen, answer, answers)
             return
@@ -745,6 +758,31 @@ def _fields(raw: Any) -> _Fields:
         item.difficulty,
         item.code_sha256,
     )
+
+
+def _parse_instance(text: str) -> dict[str, Any] | str:
+    """The object an ``instance_json`` holds, or why it holds none."""
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return f"instance_json is not JSON: {str(exc)[:100]}"
+    if not isinstance(parsed, dict):
+        return "instance_json is not a JSON object"
+    return parsed
+
+
+def _own_defect(instance: dict[str, Any] | str, completion: str) -> ScoreResult | None:
+    """What is wrong with an item itself, when its worker could not tell (it did not load, died
+    or timed out): its instance text is not an object, or its completion has no answer. Checked
+    in this process only on that rare path, so that such an item counts under the same reason
+    whatever happens to the environment's workers."""
+    if isinstance(instance, str):
+        parsed = _parse_instance(instance)
+        if isinstance(parsed, str):
+            return ScoreResult(0.0, "invalid_item", parsed)
+    if extract_answer(completion) is None:
+        return ScoreResult(0.0, "no_answer", _NO_ANSWER)
+    return None
 
 
 def _listed(items: Iterable[Any]) -> list[Any]:

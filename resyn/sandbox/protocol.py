@@ -27,7 +27,9 @@ class ProtocolError(Exception):
 
 def encode(message: Any) -> bytes:
     """Serialize ``message`` to a frame (compact JSON, NaN/Infinity refused)."""
-    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    # No cycle check: messages are built by resyn from JSON data (a cycle would still fail, with
+    # RecursionError), and the check costs a dict operation per list of a batch.
+    body = json.dumps(message, separators=(",", ":"), allow_nan=False, check_circular=False).encode()
     return pack(body)
 
 

@@ -69,13 +69,19 @@ def _failed(kind: str, message: str) -> ItemResult:
     return ItemResult(False, error=f"{kind}: {message}")
 
 
+_new = tuple.__new__
+
+
 def _from_wire(entry: Any) -> ItemResult:
     """Turn one ``[status, value, seconds]`` entry of a worker reply into an ItemResult."""
     if type(entry) is not list or len(entry) != 3 or type(entry[2]) is not float:
         return _failed("protocol", "malformed item result")
     status, value, seconds = entry
     if status == 1:
-        return ItemResult(True, value, None, seconds)
+        # tuple.__new__ directly: half the cost of the named tuple's generated __new__, and this
+        # runs once per item of every batch.
+        result: ItemResult = _new(ItemResult, (True, value, None, seconds, None, None))
+        return result
     if not isinstance(value, dict):
         return _failed("protocol", "malformed item error")
     kind = str(value.get("error", "exception"))
@@ -228,20 +234,36 @@ class Sandbox:
         typical answers; measured on 2 cores, larger batches were slower (docs/benchmarks.md)."""
 
         def payload(chunk: list[Any]) -> dict[str, Any]:
-            remap: dict[int, int] = {}
-            local: list[Any] = []
-            for index, _answer in chunk:
-                if index not in remap:
-                    remap[index] = len(local)
-                    local.append(instances[index])
-            return {
-                "instances": local,
-                "items": [[remap[index], answer] for index, answer in chunk],
-                "check_mutation": check_mutation,
-            }
+            local, index = _local_instances(instances, chunk)
+            items = [[i, item[1]] for i, item in zip(index, chunk, strict=True)]
+            return {"instances": local, "items": items, "check_mutation": check_mutation}
 
         wire = [[int(i), a] for i, a in items]
         return self._batched("verify", wire, payload, batch_size, timeout_s)
+
+    def score(
+        self,
+        instances: Sequence[dict[str, Any] | str],
+        items: Sequence[tuple[int, str]],
+        *,
+        batch_size: int = 128,
+        timeout_s: float | None = None,
+    ) -> list[ItemResult]:
+        """Scores for ``(instance_index, completion)`` pairs: like :meth:`verify`, but the worker
+        extracts each answer from the whole completion (:func:`resyn.grading.extract_answer`), and
+        an instance may be the JSON text of an object, which the worker parses. An item whose
+        instance is not a JSON object fails with kind ``invalid_item``, one without an answer with
+        ``no_answer``; equal answers to one instance are verified once per batch. Moving this work
+        into the workers is what keeps the parent's per-item cost small and independent of the
+        length of completions (reward scoring, :mod:`resyn.reward`)."""
+
+        def payload(chunk: list[Any]) -> dict[str, Any]:
+            # The items as two flat lists: cheaper to encode and decode than a list of pairs.
+            local, index = _local_instances(instances, chunk)
+            return {"instances": local, "index": index, "texts": [item[1] for item in chunk]}
+
+        wire = [[int(i), c] for i, c in items]
+        return self._batched("score", wire, payload, batch_size, timeout_s)
 
     def time_verify(self, instances: Sequence[dict[str, Any]], items: Sequence[tuple[int, str]]) -> float:
         """Seconds the worker spends calling verify directly in a loop for ``items`` (no IPC, no
@@ -406,6 +428,18 @@ class _LoadFailed(Exception):
 
     def error(self) -> tuple[str, str]:
         return _split(self.result.error or "invalid: module did not load")
+
+
+def _local_instances(instances: Sequence[Any], chunk: list[Any]) -> tuple[list[Any], list[int]]:
+    """The instances a chunk of ``[instance_index, ...]`` items uses (each once), and each item's
+    index into that list: a request carries only its own instances."""
+    remap: dict[int, int] = {}
+    local: list[Any] = []
+    for item in chunk:
+        if item[0] not in remap:
+            remap[item[0]] = len(local)
+            local.append(instances[item[0]])
+    return local, [remap[item[0]] for item in chunk]
 
 
 def _fill(results: list[ItemResult | None], indices: list[int], error: tuple[str, str]) -> None:

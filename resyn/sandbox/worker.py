@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from resyn.env import Environment, instance_rng
+from resyn.grading import extract_answer
 from resyn.sandbox import protocol
 
 MODULE_NAME = "resyn_environment"
@@ -38,6 +39,10 @@ MODULE_NAME = "resyn_environment"
 _dumps = json.dumps
 _loads = json.loads
 _perf = time.perf_counter
+_extract = extract_answer
+
+#: The message of a ``no_answer`` item (the parent shows it as the item's detail).
+NO_ANSWER = "no <answer>, \\boxed{} or 'final answer:' in the completion"
 
 
 def _set_limit(kind: int, value: int) -> None:
@@ -151,6 +156,16 @@ class Host:
             self._check_mutation = bool(request.get("check_mutation", False))
             items = request["items"]
             handler = self._verify
+        elif op == "score":
+            self._score_instances = request["instances"]
+            self._score_parsed: list[Any] = [None] * len(self._score_instances)
+            self._score_memo: dict[tuple[int, str], Any] = {}
+            texts = request["texts"]
+            index = request["index"]
+            if type(texts) is not list or type(index) is not list or len(texts) != len(index):
+                raise RuntimeError("malformed score request")
+            items = list(zip(index, texts, strict=True))
+            handler = self._score_completion
         else:
             raise RuntimeError(f"unknown operation {op!r}")
 
@@ -269,11 +284,49 @@ class Host:
             return {"score": score, "mutated": True}
         return score
 
+    def _score_completion(self, env: Environment, item: Any) -> Any:
+        """``verify`` for a whole completion: its instance (JSON text or an object) is checked
+        first, then its answer is extracted here (the parent sends the raw text), so that the
+        parent's per-item cost does not grow with the completion's length. Equal answers to one
+        instance are verified once per batch (a pure verifier gives them the same score)."""
+        index, text = int(item[0]), item[1]
+        instance = self._score_parsed[index]
+        if instance is None:
+            instance = self._score_parsed[index] = _parse_instance(self._score_instances[index])
+        if type(instance) is _ItemFailure:
+            raise _ItemFailure(instance.payload)
+        answer = _extract(text) if isinstance(text, str) else None
+        if answer is None:
+            raise _ItemFailure({"error": "no_answer", "message": NO_ANSWER})
+        key = (index, answer)
+        memo = self._score_memo
+        if key in memo:
+            return memo[key]
+        value = memo[key] = _score(env.verify(instance, answer))
+        return value
+
 
 class _ItemFailure(Exception):
     def __init__(self, payload: dict[str, Any]) -> None:
         super().__init__(payload.get("message", ""))
         self.payload = payload
+
+
+def _parse_instance(raw: Any) -> Any:
+    """An instance sent as an object, or as the JSON text a dataset carries (parsed here rather
+    than in the parent); an :class:`_ItemFailure` (``invalid_item``) when it is not an object."""
+    if type(raw) is str:
+        try:
+            raw = _loads(raw)
+        except (ValueError, RecursionError) as exc:
+            return _ItemFailure(
+                {"error": "invalid_item", "message": f"instance_json is not JSON: {str(exc)[:100]}"}
+            )
+        if type(raw) is not dict:
+            return _ItemFailure({"error": "invalid_item", "message": "instance_json is not a JSON object"})
+    if type(raw) is not dict:
+        return _ItemFailure({"error": "invalid_item", "message": "the instance is not an object"})
+    return raw
 
 
 def _call(what: str, fn: Callable[..., Any], *args: Any) -> Any:
