@@ -427,6 +427,7 @@ def test_reasoning_gym_dataset(rendered: Rendered, tmp_path: Path) -> None:
         assert len(data) == len(rendered.rows["test"])
         entries = list(data)
         assert {e["metadata"]["index"] for e in entries} == set(range(len(entries)))  # a permutation
+        assert {e["metadata"]["source_dataset"] for e in entries} == {"resyn_fixtures"}
         assert entries == list(reasoning_gym.create_dataset("resyn_fixtures", seed=3, split="test"))
         by_index = {r.index: r for r in rendered.rows["test"]}
         for entry in entries:

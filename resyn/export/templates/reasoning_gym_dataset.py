@@ -21,8 +21,8 @@ scoring by the environment, no substring partial credit. It never raises: anythi
 be scored is 0.0, counted by ``resyn.export.runtime.scorer(EXPORT_DIR).metrics()``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: dataclasses resolve string annotations through
+# ``sys.modules[__module__]``, which a file loaded with ``spec.loader.exec_module`` alone lacks.
 import dataclasses
 import json
 from functools import cache
@@ -56,6 +56,9 @@ class ResynDatasetConfig:
     seed: int | None = None
     size: int | None = None
     """Items in the dataset (None: the number of rows)."""
+    dataset_name: str = "resyn"
+    """The registered name (set per name by :func:`register`): items' ``source_dataset``, which
+    reasoning-gym's composite datasets route scoring by."""
 
     def validate(self) -> None:
         if self.split not in SETTINGS["splits"]:
@@ -84,7 +87,7 @@ class ResynDataset(ProceduralDataset):  # type: ignore[misc]
             "question": row["question"],
             "answer": row["solution"],
             "metadata": {
-                "source_dataset": "resyn",
+                "source_dataset": self.config.dataset_name,
                 "source_index": idx,
                 "env_id": row["env_id"],
                 "env_name": row["env_name"],
@@ -129,7 +132,10 @@ def register() -> list[str]:
     for name, ids in SETTINGS["datasets"].items():
         config_cls = dataclasses.make_dataclass(
             f"{name}_config",
-            [("env_ids", tuple[str, ...] | None, dataclasses.field(default=tuple(ids) if ids else None))],
+            [
+                ("env_ids", tuple[str, ...] | None, dataclasses.field(default=tuple(ids) if ids else None)),
+                ("dataset_name", str, dataclasses.field(default=name)),
+            ],
             bases=(ResynDatasetConfig,),
         )
         held = DATASETS.get(name)
