@@ -39,7 +39,6 @@ import json
 import keyword as python_keyword
 import math
 import os
-import platform
 import random
 import re
 import statistics
@@ -55,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(ROOT))
 
 from fake_provider import ACCEPT_VERDICT, classify  # noqa: E402
+from machine import describe  # noqa: E402
 
 # -- the generated task family ----------------------------------------------------------------------
 
@@ -705,23 +705,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    from resyn.sandbox import probe
-
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.machine(),
-    )  # fmt: skip
-    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "memory_gib": round(mem_kib / 2**20, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "sandbox": probe().describe(),
-        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
-    }
+    return describe()
 
 
 def main() -> None:

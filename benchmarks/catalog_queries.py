@@ -42,7 +42,6 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import re
@@ -61,9 +60,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
 from batch_job import _Program, keyword_for, procedure_module, pseudo_word  # noqa: E402
+from machine import describe  # noqa: E402
 
 from resyn.catalog import Catalog  # noqa: E402
-from resyn.sandbox import SandboxConfig, probe  # noqa: E402
+from resyn.sandbox import SandboxConfig  # noqa: E402
 from resyn.synth.extract import extract_module  # noqa: E402
 from resyn.synth.judge import judge_samples  # noqa: E402
 from resyn.synth.similarity import env_fingerprint  # noqa: E402
@@ -713,22 +713,7 @@ def measure(path: Path, repeat: int, cli_repeat: int) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.machine(),
-    )  # fmt: skip
-    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "memory_gib": round(mem_kib / 2**20, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "sandbox": probe().describe(),
-        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
-    }
+    return describe(duckdb=duckdb.__version__)
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ import functools
 import json
 import math
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -40,11 +39,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_provider import FakeProvider, write_answer
+from machine import describe
 
 import resyn.synth.loop as loop_module
 from resyn.catalog import Catalog
 from resyn.checks import CheckConfig, run_checks
-from resyn.sandbox import Sandbox, SandboxConfig, probe
+from resyn.sandbox import Sandbox, SandboxConfig
 from resyn.synth.extract import extract_module
 from resyn.synth.judge import judge_samples
 from resyn.synth.loop import SynthesisSettings, Synthesizer
@@ -362,24 +362,7 @@ def step_cpu(checks: CheckConfig, repeats: int = 3) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or platform.machine(),
-    )
-    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "memory_gib": round(mem_kib / 2**20, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "sandbox": probe().describe(),
-        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
-    }
+    return describe()
 
 
 def main() -> None:
