@@ -17,6 +17,7 @@ from resyn.cli import (
     calibrate,  # noqa: F401  (registers calibrate)
     catalog,  # noqa: F401  (registers catalog list, show, sql, stats)
     check,  # noqa: F401  (registers check, sample, bench)
+    export,  # noqa: F401  (registers export)
     prompts,  # noqa: F401  (registers prompts list, render)
     report,  # noqa: F401  (registers report)
     serve,  # noqa: F401  (registers serve)

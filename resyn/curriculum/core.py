@@ -233,16 +233,7 @@ class Curriculum:
                         calibrated[record.env_id] = level
         if not records:
             raise CurriculumError(f"the catalog {path} has no environment with status {status!r}")
-        specs = [
-            EnvSpec(
-                env_id=record.env_id,
-                code=record.code,
-                code_sha256=record.code_sha256,
-                max_difficulty=record.max_difficulty,
-                filename=f"{record.name}.py",
-            )
-            for record in records
-        ]
+        specs = [EnvSpec.from_record(record) for record in records]
         kwargs["start"] = {**calibrated, **dict(kwargs.get("start") or {})}
         return cls(specs, **kwargs)
 

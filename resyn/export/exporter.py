@@ -192,16 +192,7 @@ def export(
     except CatalogError as exc:
         raise ExportError(str(exc)) from None
     buckets = plan_buckets(allocations, settings.split, settings.seed, settings.held_out_difficulty)
-    specs = [
-        EnvSpec(
-            env_id=r.env_id,
-            code=r.code,
-            code_sha256=r.code_sha256,
-            max_difficulty=r.max_difficulty,
-            filename=f"{r.env_id}.py",
-        )
-        for r in records.values()
-    ]
+    specs = [EnvSpec.from_record(r) for r in records.values()]
     with Renderer(specs, workers=settings.workers, config=sandbox) as renderer:
         filled, shortfalls = _fill(buckets, renderer, progress)
     rows = _rows(buckets, filled, records, settings)

@@ -12,11 +12,14 @@ import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from resyn.sandbox.config import SandboxConfig
+
+if TYPE_CHECKING:
+    from resyn.catalog.records import EnvironmentRecord
 
 __all__ = [
     "REASONS",
@@ -150,6 +153,17 @@ class EnvSpec(BaseModel):
         """An environment module on disk; its id defaults to the file's stem."""
         path = Path(path)
         return cls(env_id=env_id or path.stem, code=path.read_text(encoding="utf-8"), filename=path.name)
+
+    @classmethod
+    def from_record(cls, record: EnvironmentRecord) -> EnvSpec:
+        """A catalog environment (its code, hash and levels as the catalog recorded them)."""
+        return cls(
+            env_id=record.env_id,
+            code=record.code,
+            code_sha256=record.code_sha256,
+            max_difficulty=record.max_difficulty,
+            filename=f"{record.env_id}.py",
+        )
 
     def matches(self, code_sha256: str) -> bool:
         """Whether an item's code hash (full or a prefix of ≥ 8 hex digits) names this code."""

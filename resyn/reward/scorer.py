@@ -388,16 +388,7 @@ class RewardScorer:
             if env_ids is None:
                 env_ids = [e.env_id for e in catalog.list_environments(status=status)]
             records = [catalog.environment(env_id) for env_id in env_ids]
-        specs = [
-            EnvSpec(
-                env_id=record.env_id,
-                code=record.code,
-                code_sha256=record.code_sha256,
-                max_difficulty=record.max_difficulty,
-                filename=f"{record.name}.py",
-            )
-            for record in records
-        ]
+        specs = [EnvSpec.from_record(record) for record in records]
         return cls(specs, config=config)
 
     @classmethod
