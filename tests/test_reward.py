@@ -611,7 +611,7 @@ def test_from_catalog_reads_the_catalog_once(
     sample = samples["count_divisible"][0]
     with scorer:
         spec = scorer.environment(ids["coloring"])
-        assert spec.filename == "count_divisible.py" and spec.max_difficulty == 5
+        assert spec.filename == f"{spec.env_id}.py" and spec.max_difficulty == 5
         item = {"env_id": ids["coloring"], "instance": sample["instance"], "code_sha256": spec.code_sha256}
         assert scorer.score(
             [{**item, "completion": answer(sample["gold"])}, {**item, "completion": JUNK}]
