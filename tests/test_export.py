@@ -260,6 +260,8 @@ def test_cli_export(catalog: tuple[Path, list[str]], tmp_path: Path) -> None:
         (("export", "jsonl", "--out", "{tmp}/full"), "--force"),
         (("export", "jsonl", "--out", "{tmp}/x", "--held-out-difficulty", "4-5"), "second split"),
         (("export", "jsonl", "--out", "{tmp}/x", "--option", "novalue"), "KEY=VALUE"),
+        (("export", "trl", "--out", "{tmp}/x", "--option", "promt=standard"), "its options: files, prompt"),
+        (("export", "trl", "--out", "{tmp}/x", "--option", "prompt=chat"), "expected one of"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
@@ -282,3 +284,42 @@ def test_no_catalog(tmp_path: Path) -> None:
         "export", "jsonl", "--out", str(tmp_path / "x"), "--catalog", str(tmp_path / "none.duckdb")
     )
     assert_one_line_error(result, "no catalog")
+
+
+def test_openrlhf_labels_score_the_same_through_the_file_and_resyn_serve(
+    catalog: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """The label an ``openrlhf`` export writes is what ``resyn serve``'s ``/get_reward`` takes:
+    the same rows score the same through the export's ``reward.py`` and over HTTP."""
+    import urllib.request
+
+    from resyn.reward import RewardScorer
+    from resyn.serve.server import RewardServer, ServeConfig
+
+    path, ids = catalog
+    common: dict[str, Any] = {"env_ids": ids[:2], "n_per_env": 6, "seed": 4}
+    run_export(path, tmp_path / "o", format="openrlhf", options={"prompt": "standard"}, **common)
+    run_export(path, tmp_path / "g", format="jsonl", **common)
+    rows = read_jsonl(tmp_path / "o/data/train.jsonl")
+    gold = {(r["env_id"], r["seed"]): r["solution"] for r in read_jsonl(tmp_path / "g/data/train.jsonl")}
+    responses = [
+        f"<answer>{gold[(r['env_id'], r['seed'])]}</answer>" if i % 2 else "<answer>wrong</answer>"
+        for i, r in enumerate(rows)
+    ]
+    body = {
+        "query": [r["prompt"] + response for r, response in zip(rows, responses, strict=True)],
+        "prompts": [r["prompt"] for r in rows],
+        "labels": [r["label"] for r in rows],
+    }
+    expected = [float(i % 2) for i in range(len(rows))]
+    from_file = load_entry(tmp_path / "o").reward_func(body["query"], body["prompts"], body["labels"])
+    assert list(from_file["scores"]) == expected
+    with RewardServer(RewardScorer.from_catalog(path, ids[:2]), ServeConfig(port=0)).start() as server:
+        request = urllib.request.Request(
+            f"{server.url}/get_reward",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            served = json.loads(reply.read())
+    assert served["rewards"] == served["scores"] == expected

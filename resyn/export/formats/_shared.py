@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from resyn.export.errors import ExportError
 from resyn.export.formats import ExportContext
 from resyn.export.model import ExportRow
 
@@ -16,11 +17,11 @@ CHAT = "STRUCT(role VARCHAR, content VARCHAR)[]"
 
 
 def choice(ctx: ExportContext, key: str, allowed: tuple[str, ...]) -> str:
-    """The value of option ``key`` (the first of ``allowed`` when absent); ``ValueError`` naming
+    """The value of option ``key`` (the first of ``allowed`` when absent); ``ExportError`` naming
     the allowed values for anything else."""
     value = ctx.options.get(key, allowed[0])
     if value not in allowed:
-        raise ValueError(f"option {key}={value!r}: expected one of {', '.join(allowed)}")
+        raise ExportError(f"--option {key}={value!r}: expected one of {', '.join(allowed)}")
     return str(value)
 
 
@@ -36,7 +37,7 @@ def export_name(ctx: ExportContext, default_multi: str = "resyn_export") -> str:
         given = f"resyn_{names[0]}" if len(names) == 1 else default_multi
     name = _NOT_IDENT.sub("_", str(given)).strip("_").lower()
     if not name or name[0].isdigit():
-        raise ValueError(f"option name={given!r}: need a name that starts with a letter")
+        raise ExportError(f"--option name={given!r}: need a name that starts with a letter")
     return name
 
 
