@@ -10,12 +10,10 @@ reward entry point of each format turns a row back into a :class:`resyn.reward.S
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from resyn.catalog.records import utcnow
 
 __all__ = [
     "ANSWER_FORMAT",
@@ -125,7 +123,7 @@ class ExportManifest(_Frozen):
     format: str
     resyn_version: str
     python_version: str
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     command: str
     """The command line (or API call) that made this directory."""
     catalog: str | None
