@@ -3,7 +3,7 @@
 Exit status: 0 success/accepted, 1 rejected, 2 usage or environment error, 3 a synthesis run
 stopped at its budget (``--budget-usd``/``--max-calls``; rerun with a larger one), 130 interrupted. Errors are one line
 on stderr that names the fix; tracebacks only with ``RESYN_DEBUG=1``. One module per command
-group; importing them registers their commands on the ``cli`` group.
+group, imported when its command runs (``resyn.cli.app._COMMAND_MODULES``).
 """
 
 from __future__ import annotations
@@ -13,16 +13,6 @@ import sys
 
 import click
 
-from resyn.cli import (
-    calibrate,  # noqa: F401  (registers calibrate)
-    catalog,  # noqa: F401  (registers catalog list, show, sql, stats)
-    check,  # noqa: F401  (registers check, sample, bench)
-    export,  # noqa: F401  (registers export)
-    prompts,  # noqa: F401  (registers prompts list, render)
-    report,  # noqa: F401  (registers report)
-    serve,  # noqa: F401  (registers serve)
-    synthesize,  # noqa: F401  (registers synthesize, demo)
-)
 from resyn.cli.app import cli, fail
 from resyn.errors import ResynError
 from resyn.sandbox import SandboxUnavailable

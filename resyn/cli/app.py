@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import NoReturn
@@ -39,7 +40,37 @@ def sandbox_config(unsafe: bool, source: EnvSource | None = None) -> SandboxConf
     return config
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Command name -> the module that registers it (with ``@cli.command``). Modules are imported when
+# their command runs, not at start-up: most pull in the catalog, the LLM clients or the sandbox,
+# and `resyn export` should not pay for `resyn synthesize`'s imports.
+_COMMAND_MODULES = {
+    "bench": "resyn.cli.check",
+    "calibrate": "resyn.cli.calibrate",
+    "catalog": "resyn.cli.catalog",
+    "check": "resyn.cli.check",
+    "demo": "resyn.cli.synthesize",
+    "export": "resyn.cli.export",
+    "prompts": "resyn.cli.prompts",
+    "report": "resyn.cli.report",
+    "sample": "resyn.cli.check",
+    "serve": "resyn.cli.serve",
+    "synthesize": "resyn.cli.synthesize",
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (see ``_COMMAND_MODULES``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMAND_MODULES:
+            importlib.import_module(_COMMAND_MODULES[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="resyn")
 @click.option("-v", "--verbose", is_flag=True, help="Log what the sandbox and checks do.")
 def cli(verbose: bool) -> None:
