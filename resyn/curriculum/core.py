@@ -101,18 +101,6 @@ _COUNTERS = (
 )
 
 
-class _Renderer(Renderer):
-    """The export renderer, plus loading modules from its own long-lived threads (a sandbox
-    worker dies with the thread that started it)."""
-
-    def load(self, env_ids: Sequence[str]) -> list[LoadResult]:
-        futures = [self._pool.submit(self._load, env_id) for env_id in env_ids]
-        return [future.result() for future in futures]
-
-    def _load(self, env_id: str) -> LoadResult:
-        return self._sandbox(env_id).load()
-
-
 class Curriculum:
     """Draws rendered instances from environments at adaptive levels and weights; see the module
     documentation. Use as a context manager (or call :meth:`close`) to stop its sandbox workers.
@@ -162,7 +150,7 @@ class Curriculum:
         self._rng = random.Random(self.seed)
         self._counters: collections.Counter[str] = collections.Counter()
         self._pending: collections.OrderedDict[str, _Pending] = collections.OrderedDict()
-        self._renderer = _Renderer(specs, workers=render_workers, config=sandbox)
+        self._renderer = Renderer(specs, workers=render_workers, config=sandbox)
         self._finalizer = weakref.finalize(self, self._renderer.close)
         self._envs: dict[str, _Env] = {}
         try:

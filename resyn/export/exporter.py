@@ -189,7 +189,9 @@ def export(
     unknown = sorted(set(settings.options) - set(format_.options))
     if unknown:
         known = ", ".join(sorted(format_.options)) or "none"
-        raise ExportError(f"--option {unknown[0]}: {settings.format} has no such option (its options: {known})")
+        raise ExportError(
+            f"--option {unknown[0]}: {settings.format} has no such option (its options: {known})"
+        )
     try:
         with Catalog.open(catalog_path, read_only=True) as catalog:
             allocations, records = _allocate(catalog, settings)

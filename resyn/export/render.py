@@ -20,7 +20,7 @@ from typing import NamedTuple
 from resyn.reward.models import EnvSpec
 from resyn.sandbox.config import SandboxConfig
 from resyn.sandbox.isolation import Isolation, probe
-from resyn.sandbox.session import Sandbox
+from resyn.sandbox.session import LoadResult, Sandbox
 
 __all__ = ["Draw", "Rendered", "Renderer"]
 
@@ -74,6 +74,15 @@ class Renderer:
         for sandbox in sandboxes:
             sandbox.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def load(self, env_ids: Sequence[str]) -> list[LoadResult]:
+        """Import each module in its worker (in parallel, from the renderer's own threads) and
+        report what it defines; a module that fails to load says why."""
+        futures = [self._pool.submit(self._load, env_id) for env_id in env_ids]
+        return [future.result() for future in futures]
+
+    def _load(self, env_id: str) -> LoadResult:
+        return self._sandbox(env_id).load()
 
     def render(self, draws: Sequence[Draw]) -> list[Rendered]:
         """Render every draw; results are in the order of ``draws``. Never raises for anything
