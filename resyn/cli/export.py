@@ -131,11 +131,15 @@ def export_command(
         table.add_row(name, str(count.rows), str(count.requested))
     console.print(table)
     console.print(
-        f"{len(manifest.environments)} environments, {rows} rows in {seconds:.1f} s "
+        f"{_plural(len(manifest.environments), 'environment')}, {_plural(rows, 'row')} in {seconds:.1f} s "
         f"({rows / max(seconds, 1e-9):,.0f} rows/s); reward entry point: {escape(manifest.entry_point or '-')}"
     )
     for note in manifest.shortfalls:
         err_console.print(f"[yellow]shortfall:[/] {escape(note)}")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _progress() -> Callable[[int, int], None]:
