@@ -199,18 +199,34 @@ def extract_answer(completion: str) -> str | None:
     Returns None for non-str input and for completions longer than :data:`MAX_COMPLETION_CHARS`.
     """
     try:
-        if not isinstance(completion, str) or len(completion) > MAX_COMPLETION_CHARS:
-            return None
-        text = _strip_think(completion)
-        tagged = _last_answer_tag(text)
-        if tagged is not None:
-            return tagged
-        boxed = _last_boxed(text)
-        if boxed is not None:
-            return boxed
-        return _final_answer_line(text)
+        # The common case, without a regex: the only ``<`` of the text are those of one lowercase
+        # ``<answer>`` and a later ``</answer>``. Every think or answer tag starts with a ``<``, so
+        # there is nothing to strip and this pair is the last complete one (the same result as
+        # the general path below, checked against it in tests/test_grading.py).
+        if type(completion) is str and completion.count("<") == 2 and len(completion) <= MAX_COMPLETION_CHARS:
+            close = completion.find("</answer>")
+            opened = completion.find("<answer>")
+            if 0 <= opened < close:
+                content = completion[opened + 8 : close].strip()
+                if not content.startswith(("\\boxed", "\\fbox")):
+                    return content
+        return _extract_general(completion)
     except Exception:  # last line of defence: extraction must be total
         return None
+
+
+def _extract_general(completion: str) -> str | None:
+    """:func:`extract_answer` without its fast path (raises on what it catches)."""
+    if not isinstance(completion, str) or len(completion) > MAX_COMPLETION_CHARS:
+        return None
+    text = _strip_think(completion)
+    tagged = _last_answer_tag(text)
+    if tagged is not None:
+        return tagged
+    boxed = _last_boxed(text)
+    if boxed is not None:
+        return boxed
+    return _final_answer_line(text)
 
 
 def _strip_think(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import sys
@@ -94,6 +95,72 @@ def test_extract_answer(completion: str, expected: str | None) -> None:
 )
 def test_extract_answer_drops_reasoning(completion: str, expected: str | None) -> None:
     assert extract_answer(completion) == expected
+
+
+# Pieces that meet every branch near the fast path of extract_answer: tags in any case, partial
+# tags, stray "<", boxes, "final answer" lines, and whitespace that str.strip() removes.
+_PIECES = [
+    "<answer>",
+    "</answer>",
+    "<ANSWER>",
+    "</Answer>",
+    "<think>",
+    "</think>",
+    "<THINK>",
+    "<answer",
+    "answer>",
+    "</answer",
+    "<",
+    ">",
+    "/",
+    "\\boxed{",
+    "\\boxed {",
+    "\\fbox{",
+    "{",
+    "}",
+    "\\{",
+    "final answer: ",
+    "Final Answer is ",
+    "**",
+    ".",
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    "\r",
+    "\u00a0",
+    "\u2003",
+    "x",
+    "42",
+    "-3.5",
+    "\u0131",
+    "\u212a",
+    "\u00e9",
+    "a<b",
+    "",
+]
+
+
+def _generated(rng: random.Random) -> str:
+    if rng.random() < 0.5:  # shaped like a model's completion: most take the fast path
+        pad = [rng.choice(_PIECES[16:]) for _ in range(rng.randint(0, 4))]
+        inner = "".join(rng.choice(_PIECES[13:]) for _ in range(rng.randint(0, 4)))
+        return (
+            "".join(pad) + "<answer>" + inner + "</answer>" + "".join(rng.choice(_PIECES) for _ in range(2))
+        )
+    return "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 12)))
+
+
+def test_extract_answer_fast_path_agrees_with_the_general_path() -> None:
+    # extract_answer skips the regexes when the only "<" of a text are one "<answer>" and a later
+    # "</answer>"; on every generated text it must give what the general path gives.
+    rng = random.Random(20261122)
+    fast = 0
+    for _ in range(30_000):
+        text = _generated(rng)
+        assert extract_answer(text) == grading._extract_general(text), repr(text)
+        fast += text.count("<") == 2 and 0 <= text.find("<answer>") < text.find("</answer>")
+    assert fast > 5_000  # the fast path was exercised, not only the general one
 
 
 def test_extract_answer_non_str() -> None:
