@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from resyn.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, probe
+from resyn.sandbox import ItemResult, Sandbox, SandboxConfig, SandboxUnavailable, probe
 from resyn.sandbox import isolation as isolation_module
+from resyn.sandbox import session as session_module
 
 HEADER = "import random\nfrom resyn import Environment\n"
 
@@ -127,6 +128,31 @@ def test_score_extracts_answers_and_parses_instances_in_the_worker() -> None:
         (False, "no_answer"),
     ]
     assert "not a JSON object" in (results[3].error or "") and "not JSON" in (results[4].error or "")
+
+
+def test_score_values_are_bare_floats_only_for_float_scores() -> None:
+    # The reward scorer's hot path: a finite float score travels (and is returned) as a bare
+    # float; every other outcome stays an ItemResult, and Sandbox.score wraps them all.
+    with Sandbox(COUNTING, config=FAST) as sandbox:
+        instances: list[dict[str, object] | str] = [{"n": 4}, '{"n": 7}', "[1]"]
+        items = [(0, "<answer>4</answer>"), (1, "<answer>8</answer>"), (2, "<answer>1</answer>"), (0, "none")]
+        values = sandbox.score_values(instances, items)
+        wrapped = sandbox.score(instances, items)
+    assert values[:2] == [0.001, 0.0] and all(type(v) is float for v in values[:2])
+    assert [(r.ok, r.kind) for r in values[2:] if isinstance(r, ItemResult)] == [
+        (False, "invalid_item"),
+        (False, "no_answer"),
+    ]
+    assert [(r.ok, r.value if r.ok else r.kind) for r in wrapped] == [
+        (True, 0.003),  # the module counts its calls (two in the first call)
+        (True, 0.0),
+        (False, "invalid_item"),
+        (False, "no_answer"),
+    ]
+    # A bare number is a result only in a score reply: elsewhere it is a protocol error.
+    assert session_module._score_from_wire(0.5) == 0.5
+    assert session_module._from_wire(0.5).kind == "protocol"
+    assert session_module._score_from_wire(1).kind == "protocol"  # type: ignore[union-attr]
 
 
 def test_hanging_item_times_out_alone_and_worker_respawns(echo: Sandbox) -> None:

@@ -235,6 +235,8 @@ def completion_text(completion: object) -> str | None:
     """The text of a completion: a string as is; for chat messages (a list of
     ``{"role", "content"}``, or one such dict) the last assistant message's content, whose parts
     may be strings or ``{"type": "text", "text": ...}``. ``None`` for anything else."""
+    if type(completion) is str:  # the common case, first
+        return completion
     if isinstance(completion, str):
         return str(completion)
     if isinstance(completion, Mapping):

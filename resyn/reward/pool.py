@@ -40,6 +40,12 @@ JobKind = Literal["verify", "generate", "load"]
 WORKER_KINDS = frozenset({"timeout", "crashed", "oversize", "protocol"})
 
 
+#: One item's outcome: a bare float for a verify that gave a finite float score
+#: (:meth:`~resyn.sandbox.Sandbox.score_values`), an ItemResult for anything else.
+Result = ItemResult | float
+_FLOAT_ONLY = frozenset({float})
+
+
 def failed(kind: str, message: str) -> ItemResult:
     return ItemResult(False, error=f"{kind}: {message}")
 
@@ -92,7 +98,7 @@ class Job:
         self.payload = payload
         self.instances = instances if instances is not None else []
         self.ticket = ticket
-        self.future: Future[list[ItemResult]] = Future()
+        self.future: Future[list[Result]] = Future()
 
     @property
     def size(self) -> int:
@@ -277,9 +283,9 @@ class WorkerPool:
         self._sandboxes[slot] = sandbox
         return sandbox
 
-    def _run(self, slot: int, batch: list[Job]) -> list[tuple[Job, list[ItemResult]]]:
+    def _run(self, slot: int, batch: list[Job]) -> list[tuple[Job, list[Result]]]:
         """Run one batch; returns each job's results (the caller publishes them)."""
-        outcomes: list[tuple[Job, list[ItemResult]]] = []
+        outcomes: list[tuple[Job, list[Result]]] = []
         runnable: list[Job] = []
         quarantine = self._quarantine
         for job in batch:
@@ -307,31 +313,38 @@ class WorkerPool:
             start += job.size
         return outcomes
 
-    def _execute(self, sandbox: Sandbox, jobs: list[Job]) -> list[ItemResult]:
+    def _execute(self, sandbox: Sandbox, jobs: list[Job]) -> list[Result]:
         """The jobs' items in one sandbox call, then their "not run" items again while their
         calls have budget: every round that ends early has found at least one culprit."""
         owners = [job for job in jobs for _ in range(job.size)]
-        run: Callable[[list[int]], list[ItemResult]]
+        run: Callable[[list[int]], list[Result]]
         if jobs[0].kind == "generate":
             keys = [key for job in jobs for key in job.payload]
 
-            def run(indices: list[int]) -> list[ItemResult]:
-                return sandbox.generate([keys[i] for i in indices], batch_size=max(1, len(indices)))
+            def run(indices: list[int]) -> list[Result]:
+                return list[Result](
+                    sandbox.generate([keys[i] for i in indices], batch_size=max(1, len(indices)))
+                )
 
         else:
             instances, items = _merge(jobs)
 
-            def run(indices: list[int]) -> list[ItemResult]:
-                chosen = [items[i] for i in indices]
-                return sandbox.score(instances, chosen, batch_size=max(1, len(indices)))
+            def run(indices: list[int]) -> list[Result]:
+                chosen = items if len(indices) == len(items) else [items[i] for i in indices]
+                return sandbox.score_values(instances, chosen, batch_size=max(1, len(indices)))
 
-        results: list[ItemResult] = [failed("internal_error", "not run")] * len(owners)
+        results: list[Result] = [failed("internal_error", "not run")] * len(owners)
         pending = list(range(len(owners)))
         while pending:
+            got = run(pending)
+            if len(pending) == len(owners) and set(map(type, got)) <= _FLOAT_ONLY:
+                return got  # every item scored (a float each): nothing to retry
             again: list[int] = []
             culprits = 0
-            for index, result in zip(pending, run(pending), strict=True):
+            for index, result in zip(pending, got, strict=True):
                 results[index] = result
+                if not isinstance(result, ItemResult):  # a score
+                    continue
                 error = result.error
                 if error is None or result.kind not in WORKER_KINDS:
                     continue

@@ -32,13 +32,14 @@ import concurrent.futures
 import json
 import logging
 import math
+import operator
 import os
 import threading
 import time
 import weakref
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -52,7 +53,7 @@ from resyn.reward.models import (
     ScoreResult,
     completion_text,
 )
-from resyn.reward.pool import Job, Ticket, WorkerPool
+from resyn.reward.pool import Job, Result, Ticket, WorkerPool
 from resyn.sandbox import Isolation, ItemResult, probe
 
 __all__ = ["RewardScorer"]
@@ -69,6 +70,11 @@ _SLICE = 256
 # Shared results for the two common scores (named tuples are immutable).
 _OK_ZERO = ScoreResult(0.0, "ok")
 _OK_ONE = ScoreResult(1.0, "ok")
+#: Float scores with a shared result (-0.0 == 0.0 finds _OK_ZERO; NaN finds nothing).
+_OK_SCORES: dict[float, ScoreResult] = {0.0: _OK_ZERO, 1.0: _OK_ONE}
+_FLOAT_ONLY = frozenset({float})
+_SCORE = operator.itemgetter(0)
+_REASON = operator.itemgetter(1)
 
 _VERIFY_KINDS: dict[str, Reason] = {
     "exception": "verify_error",
@@ -222,12 +228,13 @@ class _Group:
     ``(instance, answer)`` pairs with the slots each scores, and the jobs sent so far."""
 
     __slots__ = (
+        "extra",
+        "first",
         "index",
         "instances",
         "jobs",
         "keys",
         "missing",
-        "owners",
         "pairs",
         "regen",
         "resolved",
@@ -248,9 +255,12 @@ class _Group:
         self.unresolved: list[tuple[int, int]] = []
         self.missing: list[tuple[int, int]] = []
         self.resolved: dict[tuple[int, int], int] = {}
+        # Distinct (instance, completion) pairs in sending order, the slot of each pair's first
+        # item, and (pair position, slot) for the items that repeat a pair.
         self.pairs: dict[tuple[int, str], int] = {}
         self.keys: list[tuple[int, str]] = []
-        self.owners: list[list[int]] = []
+        self.first: list[int] = []
+        self.extra: list[tuple[int, int]] = []
         self.sent = 0
         self.jobs: list[Job] = []
         self.ticket = Ticket(failures)
@@ -304,16 +314,16 @@ class _Group:
         pair = (index, completion)
         position = self.pairs.get(pair)
         if position is None:
-            self.pairs[pair] = len(self.owners)
+            self.pairs[pair] = len(self.first)
             self.keys.append(pair)
-            self.owners.append([slot])
+            self.first.append(slot)
         else:
-            self.owners[position].append(slot)
+            self.extra.append((position, slot))
 
     def flush(self, state: _State, config: RewardConfig, final: bool) -> None:
         """Send the pairs not sent yet: whole batches while items are still being prepared (so
         workers start before preparation ends), everything, spread over the workers, at the end."""
-        pending = len(self.owners) - self.sent
+        pending = len(self.first) - self.sent
         if pending <= 0 or (not final and pending < config.batch_size):
             return
         keys = self.keys[self.sent :]
@@ -431,11 +441,11 @@ class RewardScorer:
     # -- scoring ---------------------------------------------------------------------------------
     def score(self, items: Iterable[ScoreItem | Mapping[str, Any]]) -> list[float]:
         """Scores in [0, 1], one per item, in order. Never raises."""
-        return [result.score for result in self.score_detailed(items)]
+        return list(map(_SCORE, self.score_detailed(items)))
 
     async def ascore(self, items: Iterable[ScoreItem | Mapping[str, Any]]) -> list[float]:
         """:meth:`score` for coroutines: waits without blocking the event loop."""
-        return [result.score for result in await self.ascore_detailed(items)]
+        return list(map(_SCORE, await self.ascore_detailed(items)))
 
     def score_detailed(self, items: Iterable[ScoreItem | Mapping[str, Any]]) -> list[ScoreResult]:
         """Like :meth:`score`, with each item's reason and failure detail."""
@@ -505,9 +515,10 @@ class RewardScorer:
                     job.fail("internal_error", str(exc))
         errors: dict[str, str | None] = {}
         for env_id, jobs in waiting.items():
+            # Load jobs give ItemResults (a bare float only comes from verify jobs).
             results = [job.future.result()[0] for job in jobs]
-            bad = next((r for r in results if not r.ok), None)
-            errors[env_id] = None if bad is None else (bad.error or "failed")
+            bad = next((r for r in results if not (isinstance(r, ItemResult) and r.ok)), None)
+            errors[env_id] = None if bad is None else (_error_of(bad) or "failed")
         return errors
 
     # -- metrics ---------------------------------------------------------------------------------
@@ -582,12 +593,13 @@ class RewardScorer:
             results = [result for job in jobs for result in job.future.result()]
             fresh: list[tuple[tuple[str, int, int], dict[str, Any]]] = []
             for key, result in zip(missing, results, strict=True):
-                if result.ok and isinstance(result.value, dict):
-                    fresh.append(((group.spec.code_sha256, *key), result.value))
-                    group.place(plan, key, result.value, verify)
+                value = result.value if isinstance(result, ItemResult) else result
+                if isinstance(result, ItemResult) and result.ok and isinstance(value, dict):
+                    fresh.append(((group.spec.code_sha256, *key), value))
+                    group.place(plan, key, value, verify)
                     continue
                 reason: Reason
-                if result.ok:
+                if not isinstance(result, ItemResult) or result.ok:
                     reason, detail = "generate_error", "generate() did not return an instance"
                 else:
                     reason, detail = _reason(result, _GENERATE_KINDS, "generate_error")
@@ -603,23 +615,45 @@ class RewardScorer:
         if futures:
             yield futures
         for group in plan.groups.values():
-            results = [result for job in group.jobs for result in job.future.result()]
-            for pair, slots, result in zip(group.keys, group.owners, results, strict=True):
-                outcome = _verify_outcome(result)
-                if outcome.reason in _NOT_JUDGED:
-                    outcome = _own_defect(group.instances[pair[0]], pair[1]) or outcome
-                for slot in slots:
-                    plan.results[slot] = outcome
+            outcomes = _outcomes(group, [result for job in group.jobs for result in job.future.result()])
+            found = plan.results
+            for slot, outcome in zip(group.first, outcomes, strict=True):
+                found[slot] = outcome
+            for position, slot in group.extra:
+                found[slot] = outcomes[position]
 
     def _prepare(self, plan: _Plan, slot: int, raw: Any, answers: bool) -> None:
         """Validate one item, extract its answer and file it under its environment; no worker is
         involved. Every failure found here is final for the item."""
         config = self.config
-        try:
-            env_id, completion, instance, instance_json, seed, difficulty, code_sha256 = _fields(raw)
-        except ValidationError as exc:
-            plan.fail(slot, "invalid_item", _first_error(exc))
-            return
+        # A plain dict whose values already have exactly the field types is read directly: for
+        # such a dict, validating through ScoreItem gives the same values (extra="ignore") at
+        # ~3 µs an item, a tenth of the budget of a trivial verifier. Anything else (other types
+        # to coerce, an ``instance`` object whose keys must be checked) goes through pydantic.
+        plain = False
+        if type(raw) is dict:
+            get: Callable[[str], Any] = raw.get
+            env_id = get("env_id")
+            completion = get("completion")
+            instance = get("instance")
+            instance_json = get("instance_json")
+            seed = get("seed")
+            difficulty = get("difficulty")
+            code_sha256 = get("code_sha256")
+            plain = (
+                type(env_id) is str
+                and instance is None
+                and (instance_json is None or type(instance_json) is str)
+                and (seed is None or type(seed) is int)
+                and (difficulty is None or type(difficulty) is int)
+                and (code_sha256 is None or type(code_sha256) is str)
+            )
+        if not plain:
+            try:
+                env_id, completion, instance, instance_json, seed, difficulty, code_sha256 = _fields(raw)
+            except ValidationError as exc:
+                plan.fail(slot, "invalid_item", _first_error(exc))
+                return
         spec = self._specs.get(env_id)
         if spec is None:
             plan.fail(slot, "unknown_env", f"no environment {env_id[:100]!r} in this scorer")
@@ -695,14 +729,13 @@ class RewardScorer:
             group.add_pair(slot, index, answer)
 
     def _finish(self, plan: _Plan) -> list[ScoreResult]:
-        counts: collections.Counter[tuple[str, Reason]] = collections.Counter()
-        out: list[ScoreResult] = []
-        for slot, result in enumerate(plan.results):
-            if result is None:  # cannot happen; never let it become an exception
-                result = ScoreResult(0.0, "internal_error", "item was not scored")
-            counts[(plan.env_ids[slot], result.reason)] += 1
-            out.append(result)
-        self._state.count(counts)
+        found = plan.results
+        if None in found:  # cannot happen; never let it become an exception
+            lost = ScoreResult(0.0, "internal_error", "item was not scored")
+            found = [lost if result is None else result for result in found]
+        out = cast(list[ScoreResult], found)
+        # Counted without a Python-level loop per item.
+        self._state.count(collections.Counter(zip(plan.env_ids, map(_REASON, out), strict=True)))
         return out
 
     def _internal_error(self, size: int, exc: Exception) -> list[ScoreResult]:
@@ -715,30 +748,9 @@ _Fields = tuple[str, Any, dict[str, Any] | None, str | None, int | None, int | N
 
 
 def _fields(raw: Any) -> _Fields:
-    """An item's fields, validated: ``env_id, completion, instance, instance_json, seed,
-    difficulty, code_sha256``. Raises ValidationError.
-
-    A plain dict whose values already have exactly the field types is read directly: for such a
-    dict, validating through :class:`ScoreItem` gives the same values (``extra="ignore"``) at
-    ~3 µs an item, which is a tenth of the budget of a trivial verifier. Anything else (other
-    types to coerce, an ``instance`` object whose keys must be checked) goes through pydantic.
-    """
-    if type(raw) is dict:
-        get = raw.get
-        env_id = get("env_id")
-        instance_json = get("instance_json")
-        seed = get("seed")
-        difficulty = get("difficulty")
-        code_sha256 = get("code_sha256")
-        if (
-            type(env_id) is str
-            and get("instance") is None
-            and (instance_json is None or type(instance_json) is str)
-            and (seed is None or type(seed) is int)
-            and (difficulty is None or type(difficulty) is int)
-            and (code_sha256 is None or type(code_sha256) is str)
-        ):
-            return env_id, get("completion"), None, instance_json, seed, difficulty, code_sha256
+    """An item's fields, validated through :class:`ScoreItem`: ``env_id, completion, instance,
+    instance_json, seed, difficulty, code_sha256``. Raises ValidationError. (Plain dicts of the
+    exact field types are read directly by ``RewardScorer._prepare``.)"""
     item = raw if type(raw) is ScoreItem else ScoreItem.model_validate(raw)
     return (
         item.env_id,
@@ -790,9 +802,27 @@ def _chunks(items: list[Any], workers: int, batch: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _verify_outcome(result: ItemResult) -> ScoreResult:
-    if result.ok:
-        value = result.value
+def _outcomes(group: _Group, results: list[Result]) -> list[ScoreResult]:
+    """The outcome of each of a group's pairs from its workers' results."""
+    if set(map(type, results)) <= _FLOAT_ONLY:
+        # The hot path: every pair scored. Shared results for 0 and 1, without a Python-level
+        # loop; other values (partial credit, or out of range) one by one.
+        outcomes = list(map(_OK_SCORES.get, cast(list[float], results)))
+        if None not in outcomes:
+            return cast(list[ScoreResult], outcomes)
+        return [_verify_outcome(r) if o is None else o for o, r in zip(outcomes, results, strict=True)]
+    judged: list[ScoreResult] = []
+    for (index, completion), result in zip(group.keys, results, strict=True):
+        outcome = _verify_outcome(result)
+        if outcome.reason in _NOT_JUDGED:
+            outcome = _own_defect(group.instances[index], completion) or outcome
+        judged.append(outcome)
+    return judged
+
+
+def _verify_outcome(result: Result) -> ScoreResult:
+    if not isinstance(result, ItemResult) or result.ok:
+        value = result if not isinstance(result, ItemResult) else result.value
         # The value comes from the worker: only a real number in [0, 1] is a score (NaN fails
         # both comparisons; a bool is not a score; a huge int compares without overflow).
         if (type(value) is float or type(value) is int) and 0 <= value <= 1:
@@ -800,6 +830,10 @@ def _verify_outcome(result: ItemResult) -> ScoreResult:
         return ScoreResult(0.0, "invalid_score", f"verify returned {str(value)[:100]}")
     reason, detail = _reason(result, _VERIFY_KINDS, "verify_error")
     return ScoreResult(0.0, reason, detail)
+
+
+def _error_of(result: Result) -> str | None:
+    return result.error if isinstance(result, ItemResult) else None
 
 
 def _first_error(exc: ValidationError) -> str:

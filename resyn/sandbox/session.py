@@ -15,12 +15,13 @@ item responsible, and batching resumes after it.
 from __future__ import annotations
 
 import contextlib
+import operator
 import queue
 import random
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -70,6 +71,18 @@ def _failed(kind: str, message: str) -> ItemResult:
 
 
 _new = tuple.__new__
+
+
+_FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
+_FLOAT_ONLY = frozenset({float})
+#: What a call returns per item; a bare float only from :meth:`Sandbox.score_values`.
+_Result = ItemResult | float
+
+
+def _score_from_wire(entry: Any) -> _Result:
+    """:func:`_from_wire` for a ``score`` reply, where a bare float is an ok score."""
+    return entry if type(entry) is float else _from_wire(entry)
 
 
 def _from_wire(entry: Any) -> ItemResult:
@@ -257,13 +270,36 @@ class Sandbox:
         into the workers is what keeps the parent's per-item cost small and independent of the
         length of completions (reward scoring, :mod:`resyn.reward`)."""
 
+        wire = [(int(i), c) for i, c in items]
+        scores = self.score_values(instances, wire, batch_size=batch_size, timeout_s=timeout_s)
+        return [r if isinstance(r, ItemResult) else ItemResult(True, r) for r in scores]
+
+    def score_values(
+        self,
+        instances: Sequence[dict[str, Any] | str],
+        items: Sequence[tuple[int, str]],
+        *,
+        batch_size: int = 128,
+        timeout_s: float | None = None,
+    ) -> list[float | ItemResult]:
+        """:meth:`score` for the reward scorer's hot path: an item that verify scored with a
+        finite float is that float (no :class:`ItemResult`, no seconds); every other item is its
+        ItemResult (``ok`` ones for scores that are not floats, which the caller judges). Instance
+        indices must be ints."""
+
         def payload(chunk: list[Any]) -> dict[str, Any]:
             # The items as two flat lists: cheaper to encode and decode than a list of pairs.
-            local, index = _local_instances(instances, chunk)
-            return {"instances": local, "index": index, "texts": [item[1] for item in chunk]}
+            # Built with map() and dicts, without a Python-level loop per item.
+            wanted = list(map(_FIRST, chunk))
+            used = list(dict.fromkeys(wanted))
+            local = list(map(instances.__getitem__, used))
+            if len(used) == len(wanted):  # each instance once: item k uses local instance k
+                wanted = list(range(len(wanted)))
+            else:
+                wanted = list(map(dict(zip(used, range(len(used)), strict=True)).__getitem__, wanted))
+            return {"instances": local, "index": wanted, "texts": list(map(_SECOND, chunk))}
 
-        wire = [[int(i), c] for i, c in items]
-        return self._batched("score", wire, payload, batch_size, timeout_s)
+        return self._run_batched("score", list(items), payload, batch_size, timeout_s, bare_floats=True)
 
     def time_verify(self, instances: Sequence[dict[str, Any]], items: Sequence[tuple[int, str]]) -> float:
         """Seconds the worker spends calling verify directly in a loop for ``items`` (no IPC, no
@@ -289,7 +325,20 @@ class Sandbox:
         batch_size: int,
         timeout_s: float | None,
     ) -> list[ItemResult]:
-        results: list[ItemResult | None] = [None] * len(items)
+        # Without bare_floats, every result is an ItemResult (a bare number is a protocol error).
+        return cast(list[ItemResult], self._run_batched(op, items, make_payload, batch_size, timeout_s))
+
+    def _run_batched(
+        self,
+        op: str,
+        items: list[Any],
+        make_payload: Callable[[list[Any]], dict[str, Any]],
+        batch_size: int,
+        timeout_s: float | None,
+        *,
+        bare_floats: bool = False,
+    ) -> list[_Result]:
+        results: list[_Result | None] = [None] * len(items)
         chunks = [
             list(range(i, min(i + batch_size, len(items)))) for i in range(0, len(items), max(1, batch_size))
         ]
@@ -297,7 +346,7 @@ class Sandbox:
         budget = _FailureBudget(self.config.worker_failures_per_call)
         if len(self._slots) == 1 or len(chunks) <= 1:
             for chunk in chunks:
-                self._run_chunk(0, op, items, chunk, make_payload, timeout, results, budget)
+                self._run_chunk(0, op, items, chunk, make_payload, timeout, results, budget, bare_floats)
         else:
             free: queue.Queue[int] = queue.Queue()
             for slot in range(len(self._slots)):
@@ -306,7 +355,9 @@ class Sandbox:
             def run(chunk: list[int]) -> None:
                 slot = free.get()
                 try:
-                    self._run_chunk(slot, op, items, chunk, make_payload, timeout, results, budget)
+                    self._run_chunk(
+                        slot, op, items, chunk, make_payload, timeout, results, budget, bare_floats
+                    )
                 finally:
                     free.put(slot)
 
@@ -323,15 +374,16 @@ class Sandbox:
         chunk: list[int],
         make_payload: Callable[[list[Any]], dict[str, Any]],
         timeout: float,
-        results: list[ItemResult | None],
+        results: list[_Result | None],
         budget: _FailureBudget,
+        bare_floats: bool,
     ) -> None:
         pending = chunk
         while pending:
             if budget.exhausted():
                 _fill(results, pending, budget.not_run())
                 return
-            failure = self._attempt(slot, op, items, pending, make_payload, timeout, results)
+            failure = self._attempt(slot, op, items, pending, make_payload, timeout, results, bare_floats)
             if failure is None:
                 return
             if isinstance(failure, _LoadFailed):
@@ -346,7 +398,7 @@ class Sandbox:
                 if budget.exhausted():
                     _fill(results, remaining[position:], budget.not_run())
                     return
-                single = self._attempt(slot, op, items, [index], make_payload, timeout, results)
+                single = self._attempt(slot, op, items, [index], make_payload, timeout, results, bare_floats)
                 if single is None:
                     continue
                 if isinstance(single, _LoadFailed):
@@ -365,19 +417,36 @@ class Sandbox:
         indices: list[int],
         make_payload: Callable[[list[Any]], dict[str, Any]],
         timeout: float,
-        results: list[ItemResult | None],
+        results: list[_Result | None],
+        bare_floats: bool,
     ) -> WorkerFailure | _LoadFailed | None:
-        """One request for ``indices``; fills ``results`` with what arrives. Returns the failure."""
+        """One request for ``indices`` (ascending); fills ``results`` with what arrives. Returns
+        the failure. With ``bare_floats`` (the ``score`` op), an entry that is a bare JSON float
+        is an ok score and kept as that float."""
         try:
             worker = self._worker(slot)
         except _LoadFailed as failed:
             return failed
+        first = indices[0]
+        contiguous = indices[-1] - first + 1 == len(indices)
 
         def on_results(start: int, entries: list[Any]) -> None:
+            if contiguous:  # the usual case: slices, and no Python-level loop for all-float frames
+                low = first + start
+                if bare_floats and set(map(type, entries)) <= _FLOAT_ONLY:
+                    results[low : low + len(entries)] = entries
+                else:
+                    results[low : low + len(entries)] = map(
+                        _score_from_wire if bare_floats else _from_wire, entries
+                    )
+                return
+            decode = _score_from_wire if bare_floats else _from_wire
             for offset, entry in enumerate(entries):
-                results[indices[start + offset]] = _from_wire(entry)
+                results[indices[start + offset]] = decode(entry)
 
-        payload = make_payload([items[i] for i in indices])
+        payload = make_payload(
+            items[first : first + len(indices)] if contiguous else [items[i] for i in indices]
+        )
         try:
             reply = worker.request(
                 op,
@@ -442,7 +511,7 @@ def _local_instances(instances: Sequence[Any], chunk: list[Any]) -> tuple[list[A
     return local, [remap[item[0]] for item in chunk]
 
 
-def _fill(results: list[ItemResult | None], indices: list[int], error: tuple[str, str]) -> None:
+def _fill(results: list[_Result | None], indices: list[int], error: tuple[str, str]) -> None:
     for index in indices:
         if results[index] is None:
             results[index] = _failed(*error)

@@ -157,15 +157,8 @@ class Host:
             items = request["items"]
             handler = self._verify
         elif op == "score":
-            self._score_instances = request["instances"]
-            self._score_parsed: list[Any] = [None] * len(self._score_instances)
-            self._score_memo: dict[tuple[int, str], Any] = {}
-            texts = request["texts"]
-            index = request["index"]
-            if type(texts) is not list or type(index) is not list or len(texts) != len(index):
-                raise RuntimeError("malformed score request")
-            items = list(zip(index, texts, strict=True))
-            handler = self._score_completion
+            self._run_score(env, request, emit)
+            return
         else:
             raise RuntimeError(f"unknown operation {op!r}")
 
@@ -284,26 +277,73 @@ class Host:
             return {"score": score, "mutated": True}
         return score
 
-    def _score_completion(self, env: Environment, item: Any) -> Any:
-        """``verify`` for a whole completion: its instance (JSON text or an object) is checked
-        first, then its answer is extracted here (the parent sends the raw text), so that the
-        parent's per-item cost does not grow with the completion's length. Equal answers to one
-        instance are verified once per batch (a pure verifier gives them the same score)."""
-        index, text = int(item[0]), item[1]
-        instance = self._score_parsed[index]
-        if instance is None:
-            instance = self._score_parsed[index] = _parse_instance(self._score_instances[index])
-        if type(instance) is _ItemFailure:
-            raise _ItemFailure(instance.payload)
-        answer = _extract(text) if isinstance(text, str) else None
-        if answer is None:
-            raise _ItemFailure({"error": "no_answer", "message": NO_ANSWER})
-        key = (index, answer)
-        memo = self._score_memo
-        if key in memo:
-            return memo[key]
-        value = memo[key] = _score(env.verify(instance, answer))
-        return value
+    def _run_score(
+        self, env: Environment, request: dict[str, Any], emit: Callable[[int, list[str], bool], None]
+    ) -> None:
+        """``verify`` for whole completions (reward scoring): each item's instance (JSON text or an
+        object) is checked first, then its answer is extracted here (the parent sends the raw
+        text), so that the parent's per-item cost does not grow with the completion's length.
+        Equal answers to one instance are verified once per batch (a pure verifier gives them the
+        same score).
+
+        The loop of :meth:`run`, specialised for the hot path of training: an item whose score is
+        a finite float is sent as that bare JSON number (no status, no seconds); anything else as
+        the usual ``[status, value, seconds]`` entry."""
+        instances = request["instances"]
+        texts = request["texts"]
+        index = request["index"]
+        if type(texts) is not list or type(index) is not list or len(texts) != len(index):
+            raise RuntimeError("malformed score request")
+        parsed: list[Any] = [None] * len(instances)
+        memo: dict[tuple[int, str], Any] = {}
+        verify = env.verify
+        extract = _extract
+        cap = self.item_cap
+        interval = self.flush_interval
+        count = len(texts)
+        pending: list[str] = []
+        start_index = 0
+        began = last_flush = _perf()
+        for position in range(count):
+            try:
+                slot = index[position]
+                instance = parsed[slot]
+                if instance is None:
+                    instance = parsed[slot] = _parse_instance(instances[slot])
+                if type(instance) is _ItemFailure:
+                    raise _ItemFailure(instance.payload)
+                text = texts[position]
+                answer = extract(text) if isinstance(text, str) else None
+                if answer is None:
+                    raise _ItemFailure({"error": "no_answer", "message": NO_ANSWER})
+                key = (slot, answer)
+                value = memo.get(key)
+                if value is None:
+                    raw = verify(instance, answer)
+                    # A finite float as is (x - x is NaN for inf and NaN); anything else via _score.
+                    value = memo[key] = raw if type(raw) is float and raw - raw == 0.0 else _score(raw)
+                if type(value) is float:
+                    encoded = repr(value)
+                else:
+                    encoded = _dumps([1, value, _perf() - began], separators=(",", ":"), allow_nan=False)
+            except _ItemFailure as failure:
+                encoded = _dumps([0, failure.payload, _perf() - began], separators=(",", ":"))
+            except BaseException as exc:
+                encoded = _dumps([0, _error("exception", exc), _perf() - began], separators=(",", ":"))
+            if len(encoded) > cap:
+                payload = {
+                    "error": "oversize",
+                    "message": f"result of {len(encoded)} bytes exceeds the per-item cap of {cap} bytes",
+                }
+                encoded = _dumps([0, payload, _perf() - began], separators=(",", ":"))
+            pending.append(encoded)
+            began = _perf()
+            if began - last_flush >= interval and position + 1 < count:
+                emit(start_index, pending, False)
+                start_index = position + 1
+                pending = []
+                last_flush = began
+        emit(start_index, pending, True)
 
 
 class _ItemFailure(Exception):
