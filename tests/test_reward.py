@@ -246,6 +246,52 @@ def test_every_failure_scores_zero_and_is_counted(scorer: RewardScorer) -> None:
     assert scorer.score(None) == []  # type: ignore[arg-type]
 
 
+def test_an_item_scores_the_same_in_a_batch_as_alone(scorer: RewardScorer) -> None:
+    # In a call, items of an environment already seen take an inline path (plain dicts with
+    # instance_json and a str completion); the first one, and any other shape, the general one.
+    # Alone, every item takes the general path: both must give the same result and detail.
+    instance = quirks_instance(scorer)
+    text = json.dumps(instance)
+    gold = answer(str(instance["n"]))
+    code = scorer.environment("quirks").code_sha256
+    base = {"env_id": "quirks", "instance_json": text}
+    items: list[Any] = [
+        {**base, "completion": gold},
+        {**base, "completion": gold, "extra": [1]},
+        {**base, "completion": answer("half")},
+        {**base, "completion": answer("nan")},
+        {**base, "completion": "no answer at all"},
+        {**base, "completion": ""},
+        {**base, "completion": " \n "},
+        {**base, "completion": "x" * 70_000 + gold},
+        {**base, "completion": [{"role": "assistant", "content": gold}]},
+        {**base, "completion": gold, "seed": 3, "difficulty": 2},
+        {**base, "completion": gold, "seed": "x"},
+        {**base, "completion": gold, "seed": True},
+        {**base, "completion": gold, "difficulty": 1.0},
+        {**base, "completion": gold, "code_sha256": code[:12]},
+        {**base, "completion": gold, "code_sha256": "0" * 12},
+        {**base, "completion": gold, "instance": {"n": -1}},
+        {**base, "completion": gold, "instance_json": None, "seed": 1, "difficulty": 1},
+        {**base, "completion": gold, "instance_json": "[1]"},
+        {**base, "completion": gold, "instance_json": json.dumps({**instance, "pad": "y" * 4_000_000})},
+        {**base, "completion": gold, "env_id": "nope"},
+        {**base, "completion": gold, "env_id": 7},
+        ScoreItem(**base, completion=gold),
+        {**base, "completion": gold},
+    ]
+    before = scorer.metrics()
+    together = scorer.score_detailed(items)
+    counted = delta(scorer.metrics(), before)
+    alone = [scorer.score_detailed([item])[0] for item in items]
+    assert together == alone
+    assert {"ok", "invalid_item", "empty", "too_long", "no_answer", "code_mismatch"} <= set(counted)
+    expected: dict[str, int] = {}
+    for result in together:
+        expected[result.reason] = expected.get(result.reason, 0) + 1
+    assert counted == expected and sum(counted.values()) == len(items)
+
+
 def test_answers_are_extracted_as_resyn_grading_does(scorer: RewardScorer) -> None:
     # The worker extracts the answers; the expected scores come from extract_answer run here.
     instance = quirks_instance(scorer, seed=5)

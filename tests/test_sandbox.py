@@ -6,11 +6,16 @@ Attack-by-attack escape tests live in test_sandbox_hostile.py.
 
 from __future__ import annotations
 
+import json
+import random
+from typing import Any
+
 import pytest
 
 from resyn.sandbox import ItemResult, Sandbox, SandboxConfig, SandboxUnavailable, probe
 from resyn.sandbox import isolation as isolation_module
 from resyn.sandbox import session as session_module
+from resyn.sandbox import worker as worker_module
 
 HEADER = "import random\nfrom resyn import Environment\n"
 
@@ -153,6 +158,33 @@ def test_score_values_are_bare_floats_only_for_float_scores() -> None:
     assert session_module._score_from_wire(0.5) == 0.5
     assert session_module._from_wire(0.5).kind == "protocol"
     assert session_module._score_from_wire(1).kind == "protocol"  # type: ignore[union-attr]
+
+
+def test_the_workers_instance_parser_agrees_with_json_loads() -> None:
+    # The worker parses instance_json with the decoder's scanner and falls back to json.loads;
+    # values and errors must be json.loads's on every text.
+    def outcome(parse: Any, text: str) -> str:
+        try:
+            return repr(("ok", parse(text)))
+        except (ValueError, RecursionError) as exc:
+            return repr(("error", type(exc).__name__, str(exc)))
+
+    texts = ['{"n": 1}', ' {"n": 1}', '{"n": 1} ', '{"n": 1}x', "", " ", "\ufeff{}", "[1,2]", "NaN", "1e400"]
+    texts += [
+        '{"a":1}{"b":2}',
+        "{",
+        '{"a": 1,}',
+        "[" * 100_000,
+        "tru",
+        '{"\\ud800": 1}',
+        '{"a": "\\x"}',
+        "\t{}\n",
+    ]
+    rng = random.Random(7)
+    alphabet = [*'{}[]",:0123456789 .eE-+\\', "null", "true", "fals", '"a"', '{"n": 1}', "\n"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(20_000)]
+    for text in texts:
+        assert outcome(worker_module._parse_json, text) == outcome(json.loads, text), repr(text[:50])
 
 
 def test_hanging_item_times_out_alone_and_worker_respawns(echo: Sandbox) -> None:

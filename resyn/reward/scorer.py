@@ -73,6 +73,7 @@ _OK_ONE = ScoreResult(1.0, "ok")
 #: Float scores with a shared result (-0.0 == 0.0 finds _OK_ZERO; NaN finds nothing).
 _OK_SCORES: dict[float, ScoreResult] = {0.0: _OK_ZERO, 1.0: _OK_ONE}
 _FLOAT_ONLY = frozenset({float})
+_NONE_OR_INT = frozenset({type(None), int})
 _SCORE = operator.itemgetter(0)
 _REASON = operator.itemgetter(1)
 
@@ -560,12 +561,12 @@ class RewardScorer:
                 plan.fail(slot, "closed", "the scorer was closed")
             return
         for start in range(0, len(items), _SLICE):
-            for slot in range(start, min(start + _SLICE, len(items))):
-                try:
-                    self._prepare(plan, slot, items[slot], verify)
-                except Exception as exc:
-                    log.exception("reward: internal error while preparing an item")
-                    plan.fail(slot, "internal_error", f"{type(exc).__name__}: {exc}"[:300])
+            stop = min(start + _SLICE, len(items))
+            if verify:
+                self._prepare_common(plan, items, start, stop)
+            else:
+                for slot in range(start, stop):
+                    self._prepare_one(plan, slot, items[slot], verify)
             in_flight = False
             for group in plan.groups.values():
                 group.resolve_cached(state, plan, verify)
@@ -621,6 +622,53 @@ class RewardScorer:
                 found[slot] = outcome
             for position, slot in group.extra:
                 found[slot] = outcomes[position]
+
+    def _prepare_common(self, plan: _Plan, items: list[Any], start: int, stop: int) -> None:
+        """:meth:`_prepare` for items to score, with the common shape handled inline: a plain
+        dict of an environment already seen in this call, with ``instance_json`` text, a string
+        completion that is neither blank nor too long, and no ``instance`` or ``code_sha256``
+        (``seed``/``difficulty``, unused when an instance is given, must still be ints or None).
+        Every other item, and any that fails a check, goes through :meth:`_prepare`, so each
+        failure keeps its reason and detail; the outcome for an item is the same either way."""
+        groups = plan.groups
+        env_ids = plan.env_ids
+        max_json = self.config.max_instance_json_chars
+        max_chars = self.config.max_completion_chars
+        for slot in range(start, stop):
+            raw = items[slot]
+            if type(raw) is dict:
+                get: Callable[[str], Any] = raw.get
+                env_id = get("env_id")
+                raw_json = get("instance_json")
+                text = get("completion")
+                group = groups.get(env_id) if type(env_id) is str else None
+                if (
+                    group is not None
+                    and type(raw_json) is str
+                    and type(text) is str
+                    and 0 < len(text) <= max_chars
+                    and get("instance") is None
+                    and get("code_sha256") is None
+                    and type(get("seed")) in _NONE_OR_INT
+                    and type(get("difficulty")) in _NONE_OR_INT
+                    and not text.isspace()
+                ):
+                    index = group.index.get(raw_json)
+                    if index is None and len(raw_json) <= max_json:
+                        index = group.index[raw_json] = len(group.instances)
+                        group.instances.append(raw_json)
+                    if index is not None:
+                        env_ids[slot] = env_id
+                        group.add_pair(slot, index, text)
+                        continue
+            self._prepare_one(plan, slot, raw, True)
+
+    def _prepare_one(self, plan: _Plan, slot: int, raw: Any, answers: bool) -> None:
+        try:
+            self._prepare(plan, slot, raw, answers)
+        except Exception as exc:
+            log.exception("reward: internal error while preparing an item")
+            plan.fail(slot, "internal_error", f"{type(exc).__name__}: {exc}"[:300])
 
     def _prepare(self, plan: _Plan, slot: int, raw: Any, answers: bool) -> None:
         """Validate one item, extract its answer and file it under its environment; no worker is
