@@ -14,7 +14,9 @@ per instance: the gold answer and 7 variants of it, see ``reward_throughput.vari
   ``instance_json`` and whole completions (``<answer>…</answer>``), sandboxed and batched over
   ``--workers`` workers.
 - ``resyn_rg_direct``: the adapter's ``verify`` in a loop inside a worker (``Sandbox.time_verify``):
-  the adapter's own overhead over ``score_answer`` (it rebuilds the entry per call).
+  the adapter's own overhead over ``score_answer`` (a fresh copy of the entry per call, from a
+  marshal snapshot cached per instance content; ``rg_us_per_call`` and ``resyn_rg_direct_us``
+  put the two side by side).
 
 and for a resyn environment doing comparable work (a fixture or benchmark module):
 ``resyn_env`` (``RewardScorer.score``) and ``resyn_env_direct`` (its verify in a loop in a worker).
@@ -29,12 +31,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import reasoning_gym
+from machine import describe
 from reward_throughput import best_rate, draw, variants
 
 from resyn.adapters.reasoning_gym import adapter_source, reasoning_gym_version
@@ -136,6 +138,7 @@ def measure(task: str, instances_wanted: int, workers: int) -> dict[str, Any]:
         "rg_us_per_call": round(1e6 / baseline, 1),
         "resyn_rg": round(resyn_rg),
         "resyn_rg_direct": round(resyn_rg_direct),
+        "resyn_rg_direct_us": round(1e6 / resyn_rg_direct, 1),
         "resyn_rg_vs_inprocess": round(resyn_rg / baseline, 3),
         "resyn_env": path.stem,
         "resyn_env_rate": round(resyn_env),
@@ -152,16 +155,16 @@ def main() -> None:
     parser.add_argument("--task", action="append", choices=sorted(PAIRS), help="only these tasks")
     args = parser.parse_args()
     instances = 100 if args.quick else 500
+    machine = describe(reasoning_gym=reasoning_gym_version())
     began = time.monotonic()
     cases = [measure(task, instances, args.workers) for task in args.task or list(PAIRS)]
-    load = os.getloadavg()
     print(
         json.dumps(
             {
-                "machine": f"{platform.platform()}, python {platform.python_version()}, {os.cpu_count()} cpus, "
-                f"load average at the end {load[0]:.1f}, reasoning-gym {reasoning_gym_version()}",
+                "machine": machine,
                 "workers_per_env": args.workers,
                 "seconds": round(time.monotonic() - began),
+                "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
                 "cases": cases,
             },
             indent=2,

@@ -187,7 +187,7 @@ def test_entry_modes_exact_typed_and_regenerated() -> None:
     assert fresh.verify(typed, colouring) == 1.0
     assert fresh.verify(regen, colouring) == 1.0
     assert (0, typed["rg_seed"]) not in fresh._regenerated.data
-    assert fresh._regenerated.get((1, typed["rg_seed"]))["question"] == typed["question"]
+    assert fresh._regenerated.get((1, typed["rg_seed"]))[0]["question"] == typed["question"]
     # a regenerated item that differs from the instance (a task that is not reproducible): the
     # instance's plain copy is used instead
     tampered = copy.deepcopy(regen)
@@ -233,6 +233,179 @@ def test_verify_never_raises_and_never_modifies() -> None:
     ]
     for bad in broken:
         assert env.verify(bad, "anything") == 0.0
+
+
+def _reference_entry(env: rg.ReasoningGymTask, instance: dict[str, Any], level: int) -> dict[str, Any]:
+    """The entry as verify built it before entries were cached (a deep copy, patched, on every
+    call): what the cached path must give score_answer, identical type for type."""
+    plain = {
+        "question": instance["question"],
+        "answer": instance.get("answer"),
+        "metadata": instance.get("metadata", {}),
+    }
+    if instance.get("rg_exact") is True:
+        return copy.deepcopy(plain)
+    typed = instance.get("rg_typed")
+    if isinstance(typed, dict):
+        entry = copy.deepcopy(plain)
+        for key, patch in typed.items():
+            entry[key] = rg._apply(entry.get(key), patch)
+        return entry
+    original = env._item(env._build(level, instance["rg_seed"]))
+    if rg._json_safe({key: original.get(key) for key in plain})[0] != plain:
+        return copy.deepcopy(plain)
+    return original
+
+
+def _shape(value: Any) -> Any:
+    """``value`` spelled out type for type, in iteration order (dict keys, sets) and float bits: two
+    values with the same shape cannot be told apart by a score_answer (a copy would re-order sets)."""
+    kind = type(value)
+    if kind is dict:
+        return ("dict", [(_shape(key), _shape(item)) for key, item in value.items()])
+    if kind in (list, tuple, set, frozenset):
+        return (kind.__name__, [_shape(item) for item in value])
+    if kind is float:
+        return ("float", value.hex())
+    return (kind.__name__, value)
+
+
+class _Recorder:
+    """Stands in for a dataset's score_answer: records the shape of each entry it is given, then
+    (optionally) vandalises it the way a careless score_answer could, in place and type-changing."""
+
+    def __init__(self, score: Any, vandalise: bool = False) -> None:
+        self.score = score
+        self.vandalise = vandalise
+        self.entries: list[Any] = []
+
+    def __call__(self, answer: str, entry: dict[str, Any]) -> float:
+        self.entries.append(_shape(entry))
+        result = float(self.score(answer, entry))
+        if self.vandalise:
+            metadata = entry["metadata"]
+            for key in list(metadata)[:1]:
+                metadata[key] = metadata.pop(key)  # same value, key order changed
+            for key, value in metadata.items():
+                if type(value) is int:
+                    metadata[key] = float(value)  # equal, other type
+                elif isinstance(value, list):
+                    value.append("junk")
+            entry["answer"] = "vandalised"
+            entry.pop("question")
+        return result
+
+
+# exact (dice), typed with tuples (chain_sum, sudoku), integer dict keys (graph_color), list items
+# patched (course_schedule), regenerated (knights_knaves: its metadata is not encodable)
+ENTRY_TASKS = ["dice", "chain_sum", "sudoku", "graph_color", "course_schedule", "knights_knaves"]
+
+
+@pytest.mark.parametrize("vandalise", [False, True])
+def test_cached_entries_are_identical_fresh_copies(vandalise: bool) -> None:
+    for task in ENTRY_TASKS:
+        env = _env(task)
+        instance = env.generate(instance_rng(2, 1), 1)
+        before = copy.deepcopy(instance)
+        reference = _reference_entry(env, instance, env._rg_level(1))
+        scorer = env._scorer(env._rg_level(1))
+        expected = float(scorer.score_answer(env.solution(instance) or "", copy.deepcopy(reference)))
+        recorder = scorer.score_answer = _Recorder(scorer.score_answer, vandalise)
+        # a GRPO group: one instance verified many times, in-process and after JSON round trips
+        variants = [instance, _roundtrip(instance), _roundtrip(instance)]
+        scores = [env.verify(variant, env.solution(variant) or "") for variant in variants for _ in range(4)]
+        assert scores == [min(1.0, max(0.0, expected))] * len(scores), task
+        assert len(recorder.entries) == len(scores)
+        cacheable = "rg_typed" in instance or instance["rg_exact"]
+        assert recorder.entries == [_shape(reference)] * len(scores), task
+        assert instance == before
+        # one entry per content (in-process or after JSON round trips), none for regenerated items
+        assert len(env._entries.data) == (1 if cacheable else 0), task
+
+
+def test_an_instance_entry_is_built_once_per_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _env("chain_sum")
+    instance = _roundtrip(env.generate(instance_rng(4, 1), 1))
+    gold = env.solution(instance)
+    assert gold is not None and "rg_typed" in instance
+    builds: list[dict[str, Any]] = []
+    originals = {name: getattr(rg, name) for name in ("_built_entry", "_first_entry")}
+    for name, build in originals.items():
+
+        def counting(plain: dict[str, Any], typed: Any, build: Any = build) -> Any:
+            builds.append(plain)
+            return build(plain, typed)
+
+        monkeypatch.setattr(rg, name, counting)
+    for _ in range(8):
+        assert env.verify(instance, gold) == 1.0
+    assert env.verify(_roundtrip(instance), gold) == 1.0
+    assert len(builds) == 1 and len(env._entries.data) == 1
+    # the caller changes the instance in place: its entry is built again, and verify follows it
+    instance["metadata"]["difficulty"]["num_terms"] = [9, 9]
+    assert env.verify(instance, gold) == 1.0
+    assert len(builds) == 2
+    instance["answer"] = str(int(gold) + 1)
+    assert env.verify(instance, gold) < 1.0
+    assert env.verify(instance, str(int(gold) + 1)) == 1.0
+    assert len(builds) == 3
+
+
+def test_entries_with_sets_are_checked_before_they_are_cached() -> None:
+    env = _env("chain_sum")
+    base = env.generate(instance_rng(5, 1), 1)
+    elements: list[Any] = [*range(0, 64, 8), "a", "b", (1, 2)]
+    # a set restored by the typed patch, and (in an instance built in-process) a set in the metadata
+    typed = copy.deepcopy(base)
+    typed["metadata"]["s"] = sorted(map(str, elements))
+    typed["rg_typed"] = {"metadata": {"$keys": {"s": {"$value": rg._encode(set(elements))}}}}
+    plain_set = copy.deepcopy(base)
+    plain_set["metadata"]["s"] = frozenset(elements)
+    plain_set["rg_exact"] = True
+    for instance in (typed, plain_set):
+        reference = _reference_entry(env, instance, 1)
+        scorer = env._scorer(1)
+        recorder = scorer.score_answer = _Recorder(scorer.score_answer, vandalise=True)
+        for _ in range(4):
+            env.verify(instance, "1")
+        assert recorder.entries == [_shape(reference)] * 4
+        del scorer.score_answer
+    assert len(env._entries.data) == 2
+
+
+def test_identical_tells_types_orders_and_float_bits_apart() -> None:
+    base = {"a": [1, (2, 3)], "b": {"c": 1.5}}
+    assert rg._identical(base, copy.deepcopy(base))
+    assert not rg._identical(base, {"b": {"c": 1.5}, "a": [1, (2, 3)]})  # key order
+    assert not rg._identical(base, {"a": [1, [2, 3]], "b": {"c": 1.5}})  # tuple vs list
+    assert not rg._identical({"x": 1}, {"x": 1.0}) and not rg._identical({"x": 1}, {"x": True})
+    assert not rg._identical([0.0], [-0.0]) and rg._identical([float("nan")], [float("nan")])
+    first, second = set(), set()
+    for value in (8, 0):
+        first.add(value)
+    for value in (0, 8):
+        second.add(value)
+    assert first == second and list(first) != list(second)
+    assert not rg._identical(first, second)  # equal sets, other iteration order
+    assert not rg._identical([object()], [object()])
+    # no snapshot when marshal's copy would differ, or cannot be made: those entries are rebuilt
+    assert rg._snapshot({"x": [object()]}) == b""
+    assert rg._snapshot({"x": {(1, 2): frozenset({3})}}) != b""
+
+
+def test_lru_evicts_by_count_and_by_weight() -> None:
+    lru = rg._LRU(3, 100, lambda key, value: len(value))
+    for key in "abc":
+        lru.put(key, "x" * 30)
+    assert list(lru.data) == ["a", "b", "c"] and lru.total == 90
+    assert lru.get("a") == "x" * 30  # now the most recent
+    lru.put("d", "x" * 20)  # 110 > 100: the least recent ("b") goes
+    assert list(lru.data) == ["c", "a", "d"] and lru.total == 80
+    lru.put("a", "x" * 5)
+    assert lru.total == 55
+    lru.put("e", "y")  # a fourth: the least recent ("c") goes
+    assert list(lru.data) == ["d", "a", "e"]
+    assert lru.total == 26
 
 
 def test_generation_is_deterministic_and_depends_on_seed_and_level() -> None:

@@ -40,11 +40,13 @@ import difflib
 import enum
 import functools
 import json
+import marshal
 import math
 import random
 import re
 import textwrap
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from resyn.adapters import AdapterError
@@ -74,6 +76,12 @@ RESEEDABLE = frozenset({"arc_agi", "figlet_font", "group_anagrams", "n_queens", 
 _INSTALL_HINT = "reasoning-gym is not installed: pip install 'resyn[reasoning-gym]'"
 _SEED_BOUND = 2**31  # numpy's legacy seeding wants < 2**32; reasoning-gym adds item indices
 _CACHE_SIZE = 1024
+#: The per-environment cache of rebuilt entries (see :meth:`ReasoningGymTask._entry`): at most this
+#: many entries and bytes of marshal text (keys and snapshots); an entry above _ENTRY_MAX_BYTES is
+#: rebuilt on every call instead.
+_ENTRY_CACHE_SIZE = 4096
+_ENTRY_CACHE_BYTES = 64 * 2**20
+_ENTRY_MAX_BYTES = 2**20
 _ENTRY_KEYS = frozenset({"question", "answer", "metadata"})
 _MAX_DEPTH = 60
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -355,23 +363,36 @@ def _apply(plain: Any, patch: Any) -> Any:
 
 # -- the environment -----------------------------------------------------------------------------------
 class _LRU:
-    """A small least-recently-used cache."""
+    """A small least-recently-used cache of at most ``size`` values and ``budget`` total weight.
 
-    def __init__(self, size: int) -> None:
+    Safe to share between threads in the sense that a race loses a cached value, never raises."""
+
+    def __init__(self, size: int, budget: int = 0, weight: Callable[[Any, Any], int] | None = None) -> None:
         self.size = size
+        self.budget = budget  # 0: no weight limit
+        self.weight = weight
+        self.total = 0
         self.data: OrderedDict[Any, Any] = OrderedDict()
 
     def get(self, key: Any) -> Any:
         value = self.data.get(key)
         if value is not None:
-            self.data.move_to_end(key)
+            with contextlib.suppress(KeyError):
+                self.data.move_to_end(key)
         return value
 
     def put(self, key: Any, value: Any) -> None:
-        self.data[key] = value
-        self.data.move_to_end(key)
-        while len(self.data) > self.size:
-            self.data.popitem(last=False)
+        weight = self.weight
+        with contextlib.suppress(KeyError):
+            if weight is not None:
+                old = self.data.get(key)
+                self.total += weight(key, value) - (0 if old is None else weight(key, old))
+            self.data[key] = value
+            self.data.move_to_end(key)
+            while len(self.data) > self.size or (self.budget and self.total > self.budget and self.data):
+                old_key, old_value = self.data.popitem(last=False)
+                if weight is not None:
+                    self.total -= weight(old_key, old_value)
 
 
 class ReasoningGymTask(Environment):
@@ -391,7 +412,10 @@ class ReasoningGymTask(Environment):
         # Level 0 = configuration defaults, for tasks without a (usable) curriculum.
         self._curriculum = self.task in curricula and _valid_levels(self.task) > 0
         self._scorers: dict[int, Any] = {}  # level -> a dataset of that level (seed 0)
-        self._regenerated = _LRU(_CACHE_SIZE)  # (level, seed) -> original item, for verify
+        # (level, seed) -> (original item, its JSON-safe copy), for verify
+        self._regenerated = _LRU(_CACHE_SIZE)
+        # marshal text of an instance's entry fields -> marshal snapshot of its entry (b"": rebuild it)
+        self._entries = _LRU(_ENTRY_CACHE_SIZE, _ENTRY_CACHE_BYTES, _entry_weight)
 
     # -- building ------------------------------------------------------------------------------------
     def _rg_level(self, difficulty: Any) -> int:
@@ -418,14 +442,17 @@ class ReasoningGymTask(Environment):
             return dataset
         return self._dataset_cls(config=_config(self.task, level, seed))
 
-    def _original(self, level: int, seed: int) -> dict[str, Any]:
-        """Item 0 of the ``(level, seed)`` dataset, regenerated (cached; callers must not modify it)."""
+    def _original(self, level: int, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Item 0 of the ``(level, seed)`` dataset, regenerated, and the JSON-safe copy of its entry
+        fields (cached; callers must not modify them)."""
         key = (level, seed)
-        item: dict[str, Any] | None = self._regenerated.get(key)
-        if item is None:
+        cached: tuple[dict[str, Any], dict[str, Any]] | None = self._regenerated.get(key)
+        if cached is None:
             item = self._item(self._build(level, seed))
-            self._regenerated.put(key, item)
-        return item
+            safe: dict[str, Any] = _json_safe({field: item.get(field) for field in _PLAIN_FIELDS})[0]
+            cached = (item, safe)
+            self._regenerated.put(key, cached)
+        return cached
 
     @staticmethod
     def _item(dataset: Any) -> dict[str, Any]:
@@ -498,24 +525,119 @@ class ReasoningGymTask(Environment):
         * else the item regenerated from ``(task, level, rg_seed)``, unless its JSON-safe copy differs
           from the instance's (a task that is not reproducible, e.g. codeio, whose code snippets may
           draw unseeded random numbers): then the plain copy, best effort.
+
+        The first two are cached by content, since a GRPO group verifies one instance many times:
+        the key is the marshal text of the fields the entry is made of, the value a marshal snapshot
+        of the entry built as above, and each call gets ``marshal.loads`` of it: a fresh copy, type
+        for type, at C speed (``copy.deepcopy`` and the patching were most of the cost of
+        :meth:`verify`). A snapshot is used only if its copy is identical to the entry it was taken
+        from (types, key and set order, see :func:`_identical`); otherwise, or for values marshal
+        cannot write, the entry is rebuilt on every call. (The key does not record which containers
+        of an instance are one object under two names; instances from JSON and from
+        :meth:`generate` have no such sharing.)
         """
         plain = {
             "question": instance["question"],
             "answer": instance.get("answer"),
             "metadata": instance.get("metadata", {}),
         }
-        if instance.get("rg_exact") is True:
-            return copy.deepcopy(plain)
-        typed = instance.get("rg_typed")
-        if isinstance(typed, dict):
-            entry = copy.deepcopy(plain)
-            for key, patch in typed.items():
-                entry[key] = _apply(entry.get(key), patch)
+        exact = instance.get("rg_exact") is True
+        typed = None if exact else instance.get("rg_typed")
+        if not exact and not isinstance(typed, dict):
+            return self._regenerated_entry(plain, level, seed)
+        try:
+            # version 2: no reference flags, so the text depends on the content alone, not on how many
+            # references its objects have (which version 3 and up record)
+            key = marshal.dumps((plain["question"], plain["answer"], plain["metadata"], exact, typed), 2)
+        except Exception:  # not marshal-able (an instance that did not come from JSON): no cache
+            return _built_entry(plain, typed)
+        snapshot: bytes | None = self._entries.get(key)
+        if snapshot:
+            entry: dict[str, Any] = marshal.loads(snapshot)
             return entry
-        original = self._original(level, seed)
-        if _json_safe({key: original.get(key) for key in plain})[0] != plain:
+        if snapshot is not None:  # b"": no usable snapshot
+            return _built_entry(plain, typed)
+        entry, snapshot = _first_entry(plain, typed)
+        self._entries.put(key, snapshot)
+        return entry
+
+    def _regenerated_entry(self, plain: dict[str, Any], level: int, seed: int) -> dict[str, Any]:
+        original, safe = self._original(level, seed)
+        if safe != plain:
             return copy.deepcopy(plain)
         return copy.deepcopy(original)
+
+
+_PLAIN_FIELDS = ("question", "answer", "metadata")
+
+
+def _built_entry(plain: dict[str, Any], typed: dict[str, Any] | None) -> dict[str, Any]:
+    """A fresh entry from the plain fields, patched by ``rg_typed`` unless it is None (exact)."""
+    entry: dict[str, Any] = copy.deepcopy(plain)
+    if typed is not None:
+        for key, patch in typed.items():
+            entry[key] = _apply(entry.get(key), patch)
+    return entry
+
+
+def _first_entry(plain: dict[str, Any], typed: dict[str, Any] | None) -> tuple[dict[str, Any], bytes]:
+    """The entry :func:`_built_entry` makes and its :func:`_snapshot`, made faster when neither the
+    plain fields nor the patch hold a set: then marshal's copies are identical to the original
+    (marshal writes only values of exact built-in types, keeps dict order, float bits and shared
+    containers; only a set's iteration order can change, as it is rebuilt element by element), so
+    the plain fields are copied by marshal rather than ``copy.deepcopy``, and the snapshot is not
+    compared with the entry."""
+    try:
+        json.dumps(plain)  # TypeError for a set or frozenset anywhere (and for other objects)
+        set_free = typed is None or not any(tag in json.dumps(typed) for tag in ('"$set"', '"$frozenset"'))
+    except Exception:  # TypeError, ValueError (circular), RecursionError
+        set_free = False
+    if set_free:
+        with contextlib.suppress(Exception):  # ValueError: not marshal-able, too deep
+            entry: dict[str, Any] = marshal.loads(marshal.dumps(plain))
+            if typed is not None:
+                for key, patch in typed.items():
+                    entry[key] = _apply(entry.get(key), patch)
+            return entry, _snapshot(entry, check=False)
+    entry = _built_entry(plain, typed)
+    return entry, _snapshot(entry, check=True)
+
+
+def _snapshot(entry: dict[str, Any], check: bool = True) -> bytes:
+    """Marshal text whose ``marshal.loads`` is identical to ``entry``, or b"" when there is none
+    (a value marshal cannot write, an entry above _ENTRY_MAX_BYTES, a copy that differs: ``check``
+    compares it with :func:`_identical`, needed only where the entry may hold a set)."""
+    try:
+        snapshot = marshal.dumps(entry)
+        if len(snapshot) <= _ENTRY_MAX_BYTES and (not check or _identical(marshal.loads(snapshot), entry)):
+            return snapshot
+    except Exception:  # ValueError (not marshal-able, too deep), RecursionError
+        pass
+    return b""
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """``a`` and ``b`` are equal type for type, in dict key order and set iteration order, and
+    floats bit for bit: a ``score_answer`` cannot tell one from the other."""
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        return len(a) == len(b) and all(
+            _identical(key_a, key_b) and _identical(a[key_a], b[key_b])
+            for key_a, key_b in zip(a, b, strict=True)
+        )
+    if kind is list or kind is tuple or kind is set or kind is frozenset:
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b, strict=True))
+    if kind is float:
+        return bool(a.hex() == b.hex())
+    if kind is str or kind is int or kind is bool or a is None:
+        return bool(a == b)
+    return False
+
+
+def _entry_weight(key: bytes, snapshot: bytes) -> int:
+    return len(key) + len(snapshot) + 200  # the bytes and roughly the objects around them
 
 
 def _fields(config: Any) -> dict[str, Any]:
