@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,17 @@ def _no_network() -> Any:
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _stop_export_scorers() -> Any:
+    """An export's reward entry point keeps one scorer per export directory for the life of the
+    process, as a trainer wants. After each test, stop those workers, so that no later test (the
+    hostile-sandbox tests count every sandbox process under pytest) finds them still running."""
+    yield
+    runtime = sys.modules.get("resyn.export.runtime")
+    if runtime is not None:
+        runtime.close_all()
 
 
 def fixture_id(path: Path) -> str:

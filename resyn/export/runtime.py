@@ -19,7 +19,7 @@ from typing import Any
 from resyn.export.model import ENVS_DIR
 from resyn.reward import RewardScorer, ScoreResult
 
-__all__ = ["ascores", "detailed", "ground_truth_items", "items", "scorer", "scores"]
+__all__ = ["ascores", "close_all", "detailed", "ground_truth_items", "items", "scorer", "scores"]
 
 _lock = threading.Lock()
 _scorers: dict[Path, RewardScorer] = {}
@@ -34,6 +34,16 @@ def scorer(export_dir: str | Path) -> RewardScorer:
             paths = sorted((key / ENVS_DIR).glob("*.py"))
             found = _scorers[key] = RewardScorer.from_files(paths)
         return found
+
+
+def close_all() -> None:
+    """Close every scorer this process made for export directories, stopping their workers (they
+    would otherwise idle until ``RewardConfig.worker_idle_s``). A later call starts new ones."""
+    with _lock:
+        scorers = list(_scorers.values())
+        _scorers.clear()
+    for found in scorers:
+        found.close()
 
 
 def items(
