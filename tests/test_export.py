@@ -167,6 +167,8 @@ def test_a_hostile_environment_is_a_shortfall_not_a_crash(
     path, ids = catalog
     manifest = run_export(path, tmp_path / "hostile", format="jsonl", env_ids=[ids[0], ids[4]], n_per_env=5)
     assert manifest.rows_per_env["train"] == {ids[0]: 5}
+    assert [env.env_id for env in manifest.environments] == [ids[0]]
+    assert [p.stem for p in (tmp_path / "hostile/envs").iterdir()] == [ids[0]]
     assert any(note.startswith(ids[4]) and "failed" in note for note in manifest.shortfalls)
     with pytest.raises(ExportError, match="no instance could be rendered"):
         run_export(path, tmp_path / "only-hostile", format="jsonl", env_ids=[ids[4]], n_per_env=2)

@@ -211,7 +211,9 @@ def export(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the export is ordinary output
-        environments = _write_envs(staging, list(records.values()))
+        # Only environments with rows: one whose every draw failed would be dead weight in envs/.
+        used = {row.env_id for split_rows in rows.values() for row in split_rows}
+        environments = _write_envs(staging, [r for r in records.values() if r.env_id in used])
         context = ExportContext(staging, rows, environments, settings.system_prompt, dict(settings.options))
         entry_point = format_.write(context)
         manifest = _manifest(
