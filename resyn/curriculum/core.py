@@ -24,7 +24,7 @@ from resyn.curriculum.models import (
     CurriculumSettings,
 )
 from resyn.curriculum.seeds import SeedPermutation
-from resyn.export.model import MANIFEST_NAME, SYSTEM_PROMPT, ExportManifest
+from resyn.export.model import MANIFEST_NAME, ExportManifest, chat_messages
 from resyn.export.render import Draw, Rendered, Renderer
 from resyn.reward.models import EnvSpec
 from resyn.sandbox.config import SandboxConfig
@@ -441,10 +441,7 @@ class Curriculum:
             question=rendered.question,
             instance_json=rendered.instance_json,
             solution=rendered.solution,
-            messages=[
-                {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": rendered.question},
-            ],
+            messages=chat_messages(rendered.question),
         )
 
     def _cap(self, env: _Env, level: int, error: str) -> None:

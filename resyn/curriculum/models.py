@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from resyn.errors import ResynError
-from resyn.export.model import SYSTEM_PROMPT
+from resyn.export.model import prompt_text
 
 __all__ = ["STATE_FORMAT", "TRAIN_SEED_RANGE", "CurriculumError", "CurriculumItem", "CurriculumSettings"]
 
@@ -112,7 +112,7 @@ class CurriculumItem(BaseModel):
 
     def prompt_text(self) -> str:
         """The prompt as one string (the answer-format instruction after the question)."""
-        return f"{self.question}\n\n{SYSTEM_PROMPT}"
+        return prompt_text(self.question)
 
     def row(self, prompt_format: Literal["chat", "text"] = "chat") -> dict[str, Any]:
         """A dataset row: ``prompt`` plus the columns a reward function needs."""

@@ -22,7 +22,9 @@ __all__ = [
     "ExportManifest",
     "ExportRow",
     "ExportedEnv",
+    "chat_messages",
     "ground_truth",
+    "prompt_text",
 ]
 
 MANIFEST_NAME = "manifest.json"
@@ -39,6 +41,20 @@ ANSWER_FORMAT = (
 
 SYSTEM_PROMPT = ANSWER_FORMAT
 """The system message of chat-formatted rows."""
+
+
+def chat_messages(question: str, system_prompt: str | None = SYSTEM_PROMPT) -> list[dict[str, str]]:
+    """The OpenAI-style chat a policy sees: the answer-format system message, then the question.
+    Exports and :class:`resyn.Curriculum` items both use it, so a policy trained on one sees
+    the same prompt from the other."""
+    chat = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [*chat, {"role": "user", "content": question}]
+
+
+def prompt_text(question: str, system_prompt: str | None = SYSTEM_PROMPT) -> str:
+    """The prompt as one string, for trainers that take plain text (the answer-format
+    instruction follows the question)."""
+    return f"{question}\n\n{system_prompt}" if system_prompt else question
 
 
 class _Frozen(BaseModel):
@@ -79,17 +95,11 @@ class ExportRow(_Frozen):
 
     def messages(self, system_prompt: str | None = SYSTEM_PROMPT) -> list[dict[str, str]]:
         """The OpenAI-style chat for this row."""
-        chat = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        return [*chat, {"role": "user", "content": self.question}]
+        return chat_messages(self.question, system_prompt)
 
     def prompt_text(self, system_prompt: str | None = SYSTEM_PROMPT) -> str:
-        """The prompt as one string, for trainers that take plain text (the answer-format
-        instruction follows the question)."""
-        return f"{self.question}\n\n{system_prompt}" if system_prompt else self.question
-
-    def score_fields(self) -> dict[str, Any]:
-        """What :class:`resyn.reward.ScoreItem` needs besides the completion."""
-        return {"env_id": self.env_id, "code_sha256": self.code_sha256, "instance_json": self.instance_json}
+        """The prompt as one string (see :func:`prompt_text`)."""
+        return prompt_text(self.question, system_prompt)
 
 
 def ground_truth(row: ExportRow) -> str:
