@@ -325,3 +325,16 @@ def test_openrlhf_labels_score_the_same_through_the_file_and_resyn_serve(
         with urllib.request.urlopen(request, timeout=60) as reply:
             served = json.loads(reply.read())
     assert served["rewards"] == served["scores"] == expected
+
+
+def test_catalog_environments_reads_whole_records_by_status_or_id(catalog: tuple[Path, list[str]]) -> None:
+    from resyn.catalog import Catalog
+
+    path, ids = catalog
+    with Catalog.open(path, read_only=True) as opened:
+        assert sorted(r.env_id for r in opened.environments()) == sorted(ids[:3])
+        assert sorted(r.env_id for r in opened.environments(status=None)) == sorted(ids)
+        assert [r.env_id for r in opened.environments(status="too_easy")] == [ids[3]]
+        chosen = opened.environments([ids[4][:12], ids[0]])  # any status, prefixes resolve
+        assert [r.env_id for r in chosen] == [ids[4], ids[0]]
+        assert all(r.code == opened.environment(r.env_id).code for r in chosen)

@@ -210,6 +210,15 @@ def get_environment(conn: duckdb.DuckDBPyConnection, env_id: str, label: str) ->
     return decode(EnvironmentRecord, columns, row, ENV_JSON_FIELDS)
 
 
+def environments_with_status(conn: duckdb.DuckDBPyConnection, status: str | None) -> list[EnvironmentRecord]:
+    """Every environment with ``status`` (``None``: all), whole, in creation order: one query,
+    not a listing followed by a lookup per environment."""
+    query = "SELECT * FROM environments" + (" WHERE status = ?" if status is not None else "")
+    cursor = conn.execute(query + " ORDER BY created_at, env_id", [status] if status is not None else [])
+    columns = [d[0] for d in cursor.description]
+    return decode_many(EnvironmentRecord, columns, cursor.fetchall(), ENV_JSON_FIELDS)
+
+
 # -- free SQL -------------------------------------------------------------------------------------
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?", re.IGNORECASE)
 

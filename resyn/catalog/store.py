@@ -524,6 +524,16 @@ class Catalog:
         with self._reading() as conn:
             return queries.get_environment(conn, env_id, str(self._path))
 
+    def environments(
+        self, env_ids: Sequence[str] | None = None, *, status: str | None = "accepted"
+    ) -> list[EnvironmentRecord]:
+        """Whole environments: those of ``env_ids`` (ids or unique prefixes, any status), or
+        every one with ``status`` (``None``: all) when no ids are given."""
+        if env_ids is not None:
+            return [self.environment(env_id) for env_id in env_ids]
+        with self._reading() as conn:
+            return queries.environments_with_status(conn, status)
+
     # -- reading at large -------------------------------------------------------------------------
     def sql(self, query: str, *, limit: int = queries.SQL_ROW_LIMIT) -> queries.SqlResult:
         """Run one read-only SQL statement (see :func:`resyn.catalog.queries.check_read_only`).

@@ -209,9 +209,7 @@ class Curriculum:
 
         settings = kwargs.get("settings") or CurriculumSettings()
         with Catalog.open(path, read_only=True) as catalog:
-            if env_ids is None:
-                env_ids = [e.env_id for e in catalog.list_environments(status=status)]
-            records = [catalog.environment(env_id) for env_id in env_ids]
+            records = catalog.environments(env_ids, status=status)
             calibrated: dict[str, int] = {}
             if start_from_calibration:
                 for record in records:

@@ -396,9 +396,7 @@ class RewardScorer:
         from resyn.catalog import Catalog
 
         with Catalog.open(path, read_only=True) as catalog:
-            if env_ids is None:
-                env_ids = [e.env_id for e in catalog.list_environments(status=status)]
-            records = [catalog.environment(env_id) for env_id in env_ids]
+            records = catalog.environments(env_ids, status=status)
         specs = [EnvSpec.from_record(record) for record in records]
         return cls(specs, config=config)
 
