@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["tests.synth_fixtures"]
+
 FIXTURES = Path(__file__).parent / "fixtures" / "envs"
 GOOD = sorted((FIXTURES / "good").glob("*.py"))
 BAD = sorted((FIXTURES / "bad").glob("*.py"))

@@ -11,7 +11,6 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from resyn.synth.calibration import CalibrationSettings, calibrate_environments
 from resyn.synth.guards import Budget, BudgetExhausted, GuardedModel
 from resyn.synth.judge import check_lines
 from resyn.synth.run import RunProgress, RunSummary, synthesize
-from tests.llm_servers import FakeOpenAI, Reply, offline_llm_env
+from tests.llm_servers import FakeOpenAI, Reply
 from tests.synth_helpers import (
     JUDGE,
     PROPOSE,
@@ -48,24 +47,7 @@ from tests.synth_helpers import (
 )
 from tests.test_synthesize import assert_consistent
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    offline_llm_env(monkeypatch)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    with Catalog.open(tmp_path / "runs" / "catalog.duckdb") as opened:
-        yield opened
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("offline")]
 
 
 # -- helpers -----------------------------------------------------------------------------------------

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from resyn.catalog import Catalog
-from tests.llm_servers import FakeOpenAI, offline_llm_env
+from tests.llm_servers import FakeOpenAI
 from tests.synth_helpers import (
     JUDGE,
     PROPOSE,
@@ -30,29 +29,10 @@ from tests.test_batch_job import always_right, calibration_solver
 from tests.test_cli import assert_one_line_error
 from tests.test_cli_synthesize import environ, ok, resyn, tree
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("offline")]
 
 #: The exit status of a run stopped at --budget-usd or --max-calls (resyn.cli.synthesize).
 EXIT_STOPPED = 3
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    offline_llm_env(monkeypatch)
-    monkeypatch.delenv("RESYN_CATALOG", raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def cwd(tmp_path: Path) -> Path:
-    path = tmp_path / "cwd"
-    path.mkdir()
-    return path
 
 
 def synthesize(

@@ -10,38 +10,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from resyn.catalog import Catalog
-from tests.llm_servers import FakeOpenAI, Reply, offline_llm_env
+from tests.llm_servers import FakeOpenAI, Reply
 from tests.synth_helpers import JUDGE, REFUSAL, WRITE, ScriptedModel, good, verdict
 from tests.test_cli import assert_one_line_error
 
 ROOT = Path(__file__).parents[1]
 
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    offline_llm_env(monkeypatch)
-    monkeypatch.delenv("RESYN_CATALOG", raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def cwd(tmp_path: Path) -> Path:
-    """Where the command runs: a default catalog (``runs/catalog.duckdb``) would land here."""
-    path = tmp_path / "cwd"
-    path.mkdir()
-    return path
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def environ(**changes: str | None) -> dict[str, str]:

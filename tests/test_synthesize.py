@@ -24,7 +24,7 @@ from resyn.sandbox import SandboxConfig
 from resyn.synth import loop
 from resyn.synth.loop import RunAborted, SynthesisSettings
 from resyn.synth.run import RunSummary, run_dir_for, synthesize
-from tests.llm_servers import FakeAnthropic, FakeOpenAI, Reply, offline_llm_env
+from tests.llm_servers import FakeAnthropic, FakeOpenAI, Reply
 from tests.synth_helpers import (
     BAD_VERDICT,
     JUDGE,
@@ -41,28 +41,7 @@ from tests.synth_helpers import (
     verdict,
 )
 
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    offline_llm_env(monkeypatch)
-
-
-@pytest.fixture
-def openai_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def anthropic_server() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as fake:
-        yield fake
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    with Catalog.open(tmp_path / "runs" / "catalog.duckdb") as opened:
-        yield opened
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -259,8 +238,7 @@ def test_demo_funnel_and_lineage(demo: tuple[Catalog, RunSummary]) -> None:
 
 
 # -- 2. the OpenAI SDK against the fake server -------------------------------------------------------
-def test_transport_faults_are_retried_inside_a_call(openai_server: FakeOpenAI, catalog: Catalog) -> None:
-    server = openai_server
+def test_transport_faults_are_retried_inside_a_call(server: FakeOpenAI, catalog: Catalog) -> None:
     scripted = ScriptedModel(
         server,
         {
@@ -287,11 +265,10 @@ def test_transport_faults_are_retried_inside_a_call(openai_server: FakeOpenAI, c
 
 
 def test_an_unreadable_body_errors_the_task_and_a_rerun_continues_it(
-    openai_server: FakeOpenAI, catalog: Catalog
+    server: FakeOpenAI, catalog: Catalog
 ) -> None:
     """An unreadable body is not retried within the call (resyn/llm/retry.py): the round ends in
     ``error``, the task too, and rerunning the same run continues the same round."""
-    server = openai_server
     scripted = ScriptedModel(server, {("base conversion", WRITE): [server.malformed_json()]})
     first = run(catalog, ["base conversion"], settings(), models=fake_models(server, catalog, "r"))
     task = tasks(catalog)["base conversion"]
@@ -313,10 +290,7 @@ def test_an_unreadable_body_errors_the_task_and_a_rerun_continues_it(
     assert_consistent(catalog)
 
 
-def test_a_truncated_module_is_a_no_code_round_then_revised(
-    openai_server: FakeOpenAI, catalog: Catalog
-) -> None:
-    server = openai_server
+def test_a_truncated_module_is_a_no_code_round_then_revised(server: FakeOpenAI, catalog: Catalog) -> None:
     module = good("base")
     scripted = ScriptedModel(
         server,
@@ -350,9 +324,8 @@ def test_a_truncated_module_is_a_no_code_round_then_revised(
 
 
 def test_a_judge_that_breaks_the_schema_twice_is_rejudged_on_rerun(
-    openai_server: FakeOpenAI, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+    server: FakeOpenAI, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = openai_server
     check_runs: list[str] = []
 
     def counted(code: str, **kwargs: Any) -> CheckReport:
@@ -520,7 +493,7 @@ def _tight_sandbox(**fields: Any) -> SandboxConfig:
 
 
 def test_hostile_modules_are_failed_rounds_and_leak_nothing(
-    openai_server: FakeOpenAI, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: FakeOpenAI, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("RESYN_HOSTILE_TOKEN", SECRET)
@@ -538,13 +511,13 @@ def test_hostile_modules_are_failed_rounds_and_leak_nothing(
         script[(keyword, REVISE)] = [REFUSAL]
     script[("base conversion", WRITE)] = [good("base")]
     script[("base conversion", JUDGE)] = [verdict()]
-    scripted = ScriptedModel(openai_server, script)
+    scripted = ScriptedModel(server, script)
 
     summary = run(
         catalog,
         [*hostile, "base conversion"],
         settings(max_rounds=2),
-        models=fake_models(openai_server, catalog, "r"),
+        models=fake_models(server, catalog, "r"),
     )
 
     assert summary.status == "finished" and scripted.problems == []
@@ -587,10 +560,7 @@ def test_hostile_modules_are_failed_rounds_and_leak_nothing(
 
 
 # -- 5. fatal provider faults ------------------------------------------------------------------------
-def test_a_refused_key_aborts_the_run_and_a_rerun_continues(
-    openai_server: FakeOpenAI, catalog: Catalog
-) -> None:
-    server = openai_server
+def test_a_refused_key_aborts_the_run_and_a_rerun_continues(server: FakeOpenAI, catalog: Catalog) -> None:
     keywords = ["base conversion", "0/1 knapsack", "the Josephus problem"]
     scripted = ScriptedModel(
         server, {("base conversion", WRITE): [server.client_error(401, "Incorrect API key provided")]}
@@ -633,9 +603,8 @@ def test_a_refused_key_aborts_the_run_and_a_rerun_continues(
 
 # -- 6. interrupt and resume -------------------------------------------------------------------------
 def test_an_interrupted_run_resumes_without_redoing_finished_keywords(
-    openai_server: FakeOpenAI, catalog: Catalog
+    server: FakeOpenAI, catalog: Catalog
 ) -> None:
-    server = openai_server
     keywords = ["base conversion", "the Riemann hypothesis", "0/1 knapsack", "the Josephus problem"]
 
     def ctrl_c(body: dict[str, Any]) -> Reply:
@@ -685,20 +654,18 @@ def test_an_interrupted_run_resumes_without_redoing_finished_keywords(
 # -- 7. concurrency ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_keywords_in_flight_are_bounded_by_concurrency(
-    openai_server: FakeOpenAI, catalog: Catalog, concurrency: int
+    server: FakeOpenAI, catalog: Catalog, concurrency: int
 ) -> None:
     """The models are the ones ``synthesize`` builds from the settings (``base_url``)."""
     keywords = [f"puzzle number {i}" for i in range(2 * concurrency + 1)]
-    scripted = ScriptedModel(openai_server, {(k, WRITE): [REFUSAL] for k in keywords})
-    openai_server.latency_s = 0.4
-    run_settings = settings(
-        "openai/m", base_url=openai_server.base_url, concurrency=concurrency, max_rounds=1
-    )
+    scripted = ScriptedModel(server, {(k, WRITE): [REFUSAL] for k in keywords})
+    server.latency_s = 0.4
+    run_settings = settings("openai/m", base_url=server.base_url, concurrency=concurrency, max_rounds=1)
     summary = run(catalog, keywords, run_settings)
 
     assert summary.status == "finished" and scripted.problems == []
     assert all(t.status == "rejected" for t in summary.tasks)
     assert scripted.count(kind=WRITE) == len(keywords)
-    assert openai_server.max_in_flight == concurrency
+    assert server.max_in_flight == concurrency
     assert summary.stats.calls == len(keywords)  # recorded by the models synthesize built
     assert len((run_dir_for(catalog.path, "r") / "calls.jsonl").read_text().splitlines()) == len(keywords)
